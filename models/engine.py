@@ -1,0 +1,192 @@
+"""The one recurrent engine every orthogonal/unitary model runs on.
+
+    h_t = sigma(W h_{t-1} + U x_t + b)
+
+Models differ only in the ``Transition`` that makes W (and in sigma), so comparisons are fair:
+W is computed once per forward pass, never per time step; the input projection U x_t is hoisted out of
+the loop; the loop iterates with ``unbind`` (indexing ``xu[t]`` is ~6x slower on CPU). Row-vector form
+is used inside: ``h_t = sigma(h_{t-1} W^T + u_t)``, so W keeps the papers' column convention.
+
+``recurrence`` dispatches to a fused autograd kernel (``models.fused``; Triton on CUDA) where the
+activation allows, and keeps ``reference_recurrence`` as the readable reference implementation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.base import RecurrentModel
+from suite.errors import ConfigError, check_choice
+
+ENGINES = ("auto", "fused", "triton", "reference")
+
+
+class Activation(nn.Module):
+    """sigma with its per-unit bias b. ``fold_bias``: b is added to U x_t before the loop."""
+
+    kind = ""
+    fold_bias = True
+
+    def __init__(self, n: int, complex: bool = False):
+        super().__init__()
+        self.complex = complex
+        self.bias = nn.Parameter(torch.zeros(n))
+
+    def step(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ModReLU(Activation):
+    """sigma(z) = sign(z) relu(|z| + b); for complex z, sign(z) = z/|z| (0 at 0)."""
+
+    kind = "modrelu"
+    fold_bias = False
+
+    def step(self, z):
+        return torch.sgn(z) * torch.relu(z.abs() + self.bias)
+
+
+class Tanh(Activation):
+    kind = "tanh"
+
+    def step(self, z):
+        return torch.tanh(z)
+
+
+class ReLU(Activation):
+    kind = "relu"
+
+    def step(self, z):
+        return torch.relu(z)
+
+
+ACTIVATIONS = {"modrelu": ModReLU, "tanh": Tanh, "relu": ReLU}
+
+
+def make_activation(name: str, n: int, complex: bool = False) -> Activation:
+    check_choice("activation", name, ACTIVATIONS)
+    if complex and name != "modrelu":
+        raise ConfigError(f"invalid activation={name!r} for a complex hidden state; valid: 'modrelu'")
+    return ACTIVATIONS[name](n, complex)
+
+
+class Transition(nn.Module):
+    """Makes the recurrent matrix W (n x n). Subclasses set ``constraint`` and implement ``matrix``."""
+
+    constraint: str | None = None  # "orthogonal", "unitary" or None
+    is_complex = False
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def matrix(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def after_step(self, step: int) -> None:
+        """Run after each optimizer step."""
+
+
+def reference_recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
+                         h0: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """The plain time loop: ``[h_1, ..., h_T]`` for ``xu`` of shape (T, B, n)."""
+    h = xu.new_zeros(xu.shape[1:]) if h0 is None else h0
+    Wt = W.mT
+    hs = []
+    for u in xu.unbind(0):
+        h = act.step(torch.addmm(u, h, Wt))
+        hs.append(h)
+    return hs
+
+
+def resolve_engine(engine: str, xu: torch.Tensor, act: Activation) -> str:
+    """The engine ``auto`` picks: Triton on CUDA, the fused kernel elsewhere, else the reference."""
+    from models import fused
+
+    if engine != "auto":
+        return engine
+    if not fused.supports(act.kind, xu):
+        return "reference"
+    if xu.is_cuda and fused.triton_available():
+        return "triton"
+    return "fused"
+
+
+def recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
+               h0: torch.Tensor | None = None, engine: str = "auto") -> torch.Tensor:
+    """All hidden states, shape (T, B, n), by the engine asked for (see ``ENGINES``)."""
+    from models import fused
+
+    engine = resolve_engine(engine, xu, act)
+    if engine == "reference":
+        return torch.stack(reference_recurrence(xu, W, act, h0))
+    if not fused.supports(act.kind, xu):
+        raise ConfigError(
+            f"engine={engine!r} has no kernel for activation {act.kind!r} with "
+            f"{'complex' if xu.is_complex() else 'real'} {xu.dtype}; use engine='reference' or 'auto'"
+        )
+    bias = None if act.fold_bias else act.bias
+    if engine == "triton":
+        from models import triton_rnn
+
+        return triton_rnn.recurrence(xu, W, bias, h0, act.kind)
+    return fused.recurrence(xu, W, bias, h0, act.kind)
+
+
+class RecurrentNet(RecurrentModel):
+    """U (no bias) -> the recurrence -> a linear readout; complex hidden states for unitary W.
+
+    A complex state is read out from [Re h, Im h]; its input projection maps x to Re and Im parts.
+    """
+
+    def __init__(self, transition: Transition, d_in: int, d_out: int, *, output: str = "last",
+                 activation: str = "modrelu", engine: str = "auto"):
+        super().__init__(d_in, d_out, transition.n, output)
+        check_choice("engine", engine, ENGINES)
+        n = transition.n
+        width = 2 * n if transition.is_complex else n
+        self.transition = transition
+        self.constraint = transition.constraint
+        self.engine = engine
+        self.input = nn.Linear(d_in, width, bias=False)
+        self.act = make_activation(activation, n, transition.is_complex)
+        self.readout = nn.Linear(width, d_out)
+
+    def recurrent_matrix(self) -> torch.Tensor:
+        return self.transition.matrix()
+
+    def parameter_groups(self):
+        if self.constraint is None:
+            return super().parameter_groups()
+        orth = list(self.transition.parameters())
+        ids = {id(p) for p in orth}
+        return {"orthogonal": orth, "default": [p for p in self.parameters() if id(p) not in ids]}
+
+    def recurrent_parameter_count(self) -> int:
+        return sum(p.numel() for p in self.transition.parameters())
+
+    def after_step(self, step: int) -> None:
+        self.transition.after_step(step)
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        xu = self.input(x)
+        if self.transition.is_complex:
+            xu = torch.complex(xu[..., : self.hidden], xu[..., self.hidden:])
+        if self.act.fold_bias:
+            xu = xu + self.act.bias
+        return xu.transpose(0, 1)  # (T, B, n): time-major for unbind
+
+    def _readout(self, H: torch.Tensor) -> torch.Tensor:
+        H = H[-1] if self.output == "last" else H.transpose(0, 1)
+        if H.is_complex():
+            H = torch.cat([H.real, H.imag], dim=-1)
+        return self.readout(H)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        W = self.transition.matrix()
+        return self._readout(recurrence(self._inputs(x), W, self.act, engine=self.engine))
+
+    def trajectory(self, x):
+        hs = reference_recurrence(self._inputs(x), self.transition.matrix(), self.act)
+        return self._readout(torch.stack(hs)), hs

@@ -1,0 +1,66 @@
+"""Gated baselines through torch's fused modules (cuDNN on GPU): LSTM and GRU.
+
+They have no single recurrent matrix; ``recurrent_matrix`` returns the candidate block
+(LSTM: the cell-input "g" block of weight_hh; GRU: the "n" block) for the spectrum pictures, with
+``constraint = None`` so no orthogonality is asserted of it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.base import RecurrentModel
+from suite.errors import check_range
+from suite.registry import register_model
+
+
+class Gated(RecurrentModel):
+    def __init__(self, cell: str, d_in: int, d_out: int, hidden: int, output: str):
+        super().__init__(d_in, d_out, hidden, output)
+        check_range("hidden", hidden, low=1, where=cell)
+        self.cell = cell
+        self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](d_in, hidden, batch_first=True)
+        self.readout = nn.Linear(hidden, d_out)
+
+    def recurrent_matrix(self) -> torch.Tensor:
+        n = self.hidden
+        return self.rnn.weight_hh_l0[2 * n: 3 * n]
+
+    def recurrent_parameter_count(self) -> int:
+        return self.rnn.weight_hh_l0.numel()
+
+    def _readout(self, H: torch.Tensor) -> torch.Tensor:
+        return self.readout(H[:, -1] if self.output == "last" else H)
+
+    def forward(self, x):
+        return self._readout(self.rnn(x)[0])
+
+    def trajectory(self, x):
+        # One step at a time, feeding h_t itself to the next step, so that dL/dh_t is the total
+        # derivative (through later steps), not only the readout's share.
+        B, n = x.shape[0], self.hidden
+        h = x.new_zeros(B, n)
+        c = x.new_zeros(B, n)
+        hs = []
+        for xt in x.unbind(1):
+            if self.cell == "lstm":
+                _, (h_n, c_n) = self.rnn(xt[:, None], (h[None], c[None]))
+                c = c_n[0]
+            else:
+                _, h_n = self.rnn(xt[:, None], h[None])
+            h = h_n[0]
+            hs.append(h)
+        return self._readout(torch.stack(hs, 1)), hs
+
+
+@register_model
+def lstm(d_in: int, d_out: int, output: str = "last", hidden: int = 128):
+    """torch.nn.LSTM with a linear readout (torch's default init, two bias sets)."""
+    return Gated("lstm", d_in, d_out, hidden, output)
+
+
+@register_model
+def gru(d_in: int, d_out: int, output: str = "last", hidden: int = 128):
+    """torch.nn.GRU with a linear readout."""
+    return Gated("gru", d_in, d_out, hidden, output)

@@ -1,0 +1,113 @@
+"""scoRNN: W = (I + A)^-1 (I - A) D (Helfrich, Willmott, Ye, ICML 2018, arXiv:1707.09520v3).
+
+Convention: the suite uses the paper's column form, h_t = sigma(W h_{t-1} + U x_t + b) with
+W = Cayley(A) D, so D acts first on h_{t-1}. The authors' TF code multiplies row vectors
+(h @ W), which in column form is D Cayley(A)^T = D Cayley(-A): D acts last. The two are similar
+matrices (D (C D) D = D C with C = Cayley(-A)), so they reach the same set of orthogonal matrices
+with the same spectra; the suite keeps the paper's form because Theorem 3.1 is stated for it and the
+closed-form gradient below is then the paper's formula verbatim.
+
+D is fixed: n - rho entries +1 then rho entries -1 (the authors put the -1 entries last), so
+det W = (-1)^rho for the whole run.
+
+The default gradient is Theorem 3.1: with G = dL/dW, V = (I + A)^-T G (D + W^T) and dL/dA = V^T - V,
+whose (i, j) entry (i < j) is the derivative along E_ij - E_ji, i.e. with respect to the stored free
+entry a_ij. A is then updated by its own (elementwise) optimizer, which keeps it exactly skew.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.engine import RecurrentNet, Transition
+from models.skew import SKEW_INITS, skew, upper
+from suite.errors import check_choice, check_range
+from suite.registry import register_model
+
+
+def scaled_cayley(A: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """(I + A)^-1 (I - A) diag(d), by one solve; differentiable by autograd."""
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    return torch.linalg.solve(eye + A, eye - A) * d
+
+
+class _ScaledCayleyClosedForm(torch.autograd.Function):
+    """W from the free entries a of A, with the backward of Theorem 3.1."""
+
+    @staticmethod
+    def forward(ctx, a, d):
+        n = d.numel()
+        A = skew(a.detach(), n)
+        eye = torch.eye(n, dtype=a.dtype, device=a.device)
+        M = eye + A
+        W = torch.linalg.solve(M, eye - A) * d
+        ctx.save_for_backward(M, W, d)
+        return W
+
+    @staticmethod
+    def backward(ctx, G):
+        M, W, d = ctx.saved_tensors
+        V = torch.linalg.solve(M.mT, G * d + G @ W.mT)  # (I + A)^-T G (D + W^T)
+        return upper(V.mT - V), None
+
+
+def scornn_gradient(A: torch.Tensor, d: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """Theorem 3.1 as a function: dL/dA (skew) for W = Cayley(A) diag(d) and G = dL/dW."""
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    W = torch.linalg.solve(eye + A, eye - A) * d
+    V = torch.linalg.solve((eye + A).mT, G * d + G @ W.mT)
+    return V.mT - V
+
+
+class ScaledCayley(Transition):
+    constraint = "orthogonal"
+
+    def __init__(self, n: int, rho: int, init: str = "cayley", grad: str = "closed_form",
+                 generator: torch.Generator | None = None):
+        super().__init__(n)
+        check_range("rho", rho, low=0, high=n, where=f"scornn with hidden={n}")
+        check_choice("grad", grad, ("closed_form", "autograd"))
+        check_choice("init", init, SKEW_INITS)
+        self.rho, self.grad = rho, grad
+        self.a = nn.Parameter(SKEW_INITS[init](n, generator).to(torch.get_default_dtype()))
+        d = torch.ones(n)
+        if rho:
+            d[n - rho:] = -1.0
+        self.register_buffer("d", d)
+
+    def matrix(self) -> torch.Tensor:
+        d = self.d.to(self.a.dtype)
+        if self.grad == "closed_form":
+            return _ScaledCayleyClosedForm.apply(self.a, d)
+        return scaled_cayley(skew(self.a, self.n), d)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, rho={self.rho}, grad={self.grad}"
+
+
+def _scornn(d_in, d_out, output, hidden, rho, activation, init, grad, engine):
+    check_range("hidden", hidden, low=1, where="scornn")
+    rho = hidden // 2 if rho is None else rho
+    net = RecurrentNet(ScaledCayley(hidden, rho, init, grad), d_in, d_out, output=output,
+                       activation=activation, engine=engine)
+    # authors' code: U ~ U(-0.01, 0.01), modReLU bias 0, Glorot-uniform readout
+    nn.init.uniform_(net.input.weight, -0.01, 0.01)
+    nn.init.xavier_uniform_(net.readout.weight)
+    nn.init.zeros_(net.readout.bias)
+    return net
+
+
+@register_model
+def scornn(d_in: int, d_out: int, output: str = "last", hidden: int = 190, rho: int | None = None,
+           activation: str = "modrelu", init: str = "cayley", engine: str = "auto"):
+    """scoRNN, scaled Cayley transform; A trained with the closed-form gradient (Theorem 3.1)."""
+    return _scornn(d_in, d_out, output, hidden, rho, activation, init, "closed_form", engine)
+
+
+@register_model(mission=False)
+def scornn_autograd(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
+                    rho: int | None = None, activation: str = "modrelu", init: str = "cayley",
+                    engine: str = "auto"):
+    """scoRNN with autograd through the solve instead of Theorem 3.1 (same maths, for checking)."""
+    return _scornn(d_in, d_out, output, hidden, rho, activation, init, "autograd", engine)

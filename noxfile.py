@@ -1,0 +1,61 @@
+"""nox sessions: tests, lint, bench(model) per registered model, report, speed.
+
+All sessions share one environment, the project's .venv (torch is ~900 MB: no session builds its
+own). Create it once with `sh .ci/setup`, then run `.venv/bin/nox -l` / `.venv/bin/nox -s tests`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "none"  # every session runs in the shared project environment
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).parent
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+PYTHON = str(VENV_PY) if VENV_PY.exists() else sys.executable
+
+# The registered models, read from the registry itself (tests/test_nox.py checks they agree).
+sys.path.insert(0, str(ROOT))
+from suite.registry import list_models  # noqa: E402
+
+MODELS = list_models()
+
+
+def _suite(session: nox.Session, *args: str) -> None:
+    session.run(PYTHON, "-m", "suite", *args, external=True)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (the README's test command, inside the shared environment)."""
+    session.run(PYTHON, "-m", "pytest", *session.posargs, external=True)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole project."""
+    session.run(PYTHON, "-m", "ruff", "check", ".", external=True)
+
+
+@nox.session
+@nox.parametrize("model", MODELS, ids=MODELS)
+def bench(session: nox.Session, model: str) -> None:
+    """The main job's quick benchmark for one model (offline tasks) into results/suite.db."""
+    _suite(session, "run", "--models", model, "--no-report", *session.posargs)
+
+
+@nox.session(requires=["bench"] if os.environ.get("SUITE_REPORT_AFTER_BENCH") else [])
+def report(session: nox.Session) -> None:
+    """Render results/report from the store (SUITE_REPORT_AFTER_BENCH=1 runs every bench first)."""
+    _suite(session, "report", *session.posargs)
+
+
+@nox.session
+def speed(session: nox.Session) -> None:
+    """Training-step time against nn.RNN, side by side (issue #5's ratios)."""
+    _suite(session, "speed", *session.posargs)

@@ -1,0 +1,1 @@
+"""Reports: read the store, never train; write PNG figures and an HTML page."""

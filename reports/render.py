@@ -1,0 +1,153 @@
+"""Render results/report/index.html and its PNGs from the store alone (a report never trains)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from reports import figures
+from reports.data import Group, group, load, task_info
+from reports.published import PUBLISHED, matching
+
+RUN_FIELDS = ("steps", "batch_size", "hidden", "optimizer", "lr", "orth_optimizer", "orth_lr",
+              "rmsprop_alpha", "clip", "eval_every")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a name that may come from a plug-in or a hand-edited store."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
+
+
+def _num(v, digits: int = 4) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:.{digits}g}"
+
+
+def _pm(mean, std, n, digits=4) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.{digits}g} ± {std:.2g} ({n})" if n > 1 else f"{mean:.{digits}g} (1)"
+
+
+def _rows(task: str, groups: list[Group], info: dict) -> list[dict]:
+    higher = info.get("higher_is_better", True)
+    rows = []
+    for g in groups:
+        mean, std, n = g.stat("test_at_best_val")
+        best_val = g.stat("best_val")[0]
+        ms = g.stat("time_per_step")[0]
+        total = g.stat("wall_time")[0]
+        orth = g.stat("final_orth_error")[0]
+        r0 = g.runs[0]
+        rows.append({"label": g.label, "params": _num(r0.params_total), "recurrent": _num(r0.params_recurrent),
+                     "metric": _pm(mean, std, n), "best_val": _num(best_val),
+                     "ms": _num(ms * 1e3 if ms is not None else None, 3),
+                     "total": _num(total, 3), "orth": f"{orth:.1e}" if orth is not None else "—",
+                     "statuses": g.statuses(), "published": matching(task, g.model, g.hidden), "_mean": mean})
+    scored = [r for r in rows if r["_mean"] is not None]
+    if scored:
+        (max if higher else min)(scored, key=lambda r: r["_mean"])["best"] = True
+    return rows
+
+
+def _config_tables(groups: list[Group]):
+    per = []
+    for g in groups:
+        c = g.runs[0].config
+        flat = {k: c.get(k) for k in RUN_FIELDS}
+        flat.update({f"model.{k}": v for k, v in (c.get("model_options") or {}).items()})
+        per.append((g.label, flat))
+    keys = sorted({k for _, f in per for k in f}, key=lambda k: (k.startswith("model."), k))
+    common, varying = {}, []
+    for k in keys:
+        values = {repr(f.get(k)) for _, f in per}
+        if len(values) == 1:
+            common[k] = per[0][1].get(k)
+        else:
+            varying.append(k)
+    table = [(label, [f.get(k, "—") for k in varying]) for label, f in per]
+    return common, varying, table
+
+
+def _environments(runs) -> list[dict]:
+    keys = ("torch", "device", "device_name", "threads", "python", "suite", "git")
+    counts = Counter(tuple((r.env or {}).get(k) for k in keys) for r in runs if r.env)
+    return [dict(zip(keys, k), count=n) for k, n in counts.most_common()]
+
+
+# (file suffix, layout width, caption, figures.<function>, extra keyword arguments)
+FIGURES = [
+    ("curves-step", "full", "Learning curves against steps (mean and band over seeds; dashed: memoryless baseline)",
+     "learning_curves", {}),
+    ("curves-time", "full", "Learning curves against training wall-clock time", "learning_curves",
+     {"wallclock": True}),
+    ("metric-vs-params", "half", "Test metric at best validation against parameter count", "metric_vs_params", {}),
+    ("time-per-step", "half", "Time per training step", "time_per_step", {}),
+    ("spectra", "full", "Eigenvalues of the recurrent matrix at init and at the end (complex plane, unit circle "
+     "drawn)", "spectra", {}),
+    ("eigen-angles", "full", "Eigen-angle histograms at init and at the end: one row per model, darker = more "
+     "eigenvalues at that angle", "eigen_angles", {}),
+    ("orthogonality", "full", "Orthogonality drift max |WᴴW − I| over training (log scale)", "orthogonality", {}),
+    ("grad-profile", "full", "Gradient-norm profile ||dL/dh_t|| against t at init and at the end (log scale): "
+     "vanishing gradients show as a fall towards early t", "gradient_profiles", {}),
+]
+
+
+def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
+    from suite import __version__
+
+    db = Path(db)
+    out = Path(out_dir) if out_dir else db.parent / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.png"):
+        old.unlink()
+    runs = load(db)
+    by_task = group(runs)
+    colors = figures.palette(sorted({g.label for gs in by_task.values() for g in gs}))
+    tasks, matches, slugs, jobs = [], [], set(), []
+    for task, groups in by_task.items():
+        info = task_info(groups)
+        s = slug(task)
+        while s in slugs:  # two names that differ only in unsafe characters
+            s += "-"
+        slugs.add(s)
+        fig_rows = []
+        for name, width, title, draw, extra in FIGURES:
+            path = out / f"{s}-{name}.png"
+            args = (groups, info, colors, path) if draw in ("learning_curves", "metric_vs_params") else (
+                groups, colors, path)
+            jobs.append((draw, args, extra))
+            fig_rows.append({"file": path.name, "title": title, "width": width})
+        rows = _rows(task, groups, info)
+        for g, r in zip(groups, rows):
+            for p in r["published"]:
+                matches.append({"task": task, "label": g.label, "hidden": g.hidden, "ours": r["metric"],
+                                "value": p.value, "verified": p.verified, "source": p.source, "note": p.note})
+        base = info.get("baseline", {})
+        common, varying_keys, varying = _config_tables(groups)
+        options = groups[0].runs[0].config.get("task_options") or {}
+        tasks.append({
+            "name": task, "slug": s, "description": info.get("description", ""),
+            "metric": info.get("metric", "?"), "higher_is_better": info.get("higher_is_better", True),
+            "length": info.get("length", "?"), "options": options, "rows": rows, "figures": fig_rows,
+            "baseline_metric": _num(base.get(info.get("metric"))), "baseline_loss": _num(base.get("loss")),
+            "common": common, "varying_keys": varying_keys, "varying": varying,
+        })
+    for name, args, extra in jobs:
+        getattr(figures, name)(*args, **extra)
+    env = Environment(loader=PackageLoader("reports", "templates"),
+                      autoescape=select_autoescape(["html", "css"], default=True))
+    html = env.get_template("index.html").render(
+        title="Orthogonal & unitary RNN benchmark", generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        store=str(db), n_runs=len(runs), statuses=dict(Counter(r.status for r in runs).most_common()),
+        tasks=tasks, environments=_environments(runs), matches=matches, published=PUBLISHED, version=__version__)
+    index = out / "index.html"
+    index.write_text(html, encoding="utf-8")
+    return index

@@ -1,0 +1,355 @@
+"""``suite``: list, run, show, export, report, speed.
+
+``suite run`` with no arguments is the main job: every mission model on the offline tasks
+(copying, adding, mnist1d) at the quick scale, ending in the HTML report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import multiprocessing as mp
+import os
+import sys
+from pathlib import Path
+
+from suite.config import OFFLINE_TASKS, parse_assignments
+from suite.errors import ConfigError, SuiteError, UnknownNameError
+from suite.registry import MODELS, TASKS
+
+DEFAULT_DB = "results/suite.db"
+
+
+def _expand(registry, spec: str | None, default: list[str]) -> list[str]:
+    if not spec:
+        return default
+    names, valid = [], registry.names()
+    for pattern in (s.strip() for s in spec.split(",") if s.strip()):
+        if pattern == "mission":
+            hits = registry.names(mission=True)
+        else:
+            hits = [n for n in valid if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            raise UnknownNameError(registry.kind, pattern, valid)
+        names += [h for h in hits if h not in names]
+    return names
+
+
+def _seeds(spec: str) -> list[int]:
+    try:
+        out = []
+        for part in spec.split(","):
+            lo, _, hi = part.partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+        return out
+    except ValueError:
+        raise ConfigError(f"invalid --seeds {spec!r}: use e.g. 0 or 0,1,2 or 0-4") from None
+
+
+def plan(args) -> list:
+    """Every config of the sweep, validated before any work starts."""
+    from suite.config import apply_values
+    from suite.presets import resolve
+    from suite.runner import validate
+
+    models = _expand(MODELS, args.models, MODELS.names(mission=True))
+    tasks = _expand(TASKS, args.tasks, list(OFFLINE_TASKS))
+    overrides = parse_assignments(args.set or [])
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    configs, errors = [], []
+    for task in tasks:
+        for model in models:
+            for seed in _seeds(args.seeds):
+                try:
+                    configs.append(resolve(model, task, args.scale, seed, overrides, strict=False))
+                except SuiteError as e:
+                    errors.append(f"{model} on {task}: {e}")
+    # a --set key must apply somewhere in the sweep (rho applies to scornn only, and that is fine)
+    if configs:
+        for key in overrides:
+            if not any(_accepts(c, key, overrides[key]) for c in configs):
+                apply_values(configs[0], {key: overrides[key]}, strict=True)  # raises, naming the valid keys
+    seen = set()
+    for c in configs:
+        if (c.model, c.task) in seen:
+            continue
+        seen.add((c.model, c.task))
+        try:
+            validate(c)
+        except SuiteError as e:
+            errors.append(f"{c.model} on {c.task}: {e}")
+    if errors:
+        raise ConfigError("nothing was run; fix these first:\n  " + "\n  ".join(dict.fromkeys(errors)))
+    return configs
+
+
+def _accepts(config, key, value) -> bool:
+    from suite.config import apply_values
+
+    try:
+        return apply_values(config, {key: value}, strict=True) is not None
+    except ConfigError:
+        return False
+
+
+def _cost(config) -> float:
+    """A rough relative cost, to start long runs first."""
+    from suite.registry import create_task
+
+    task = create_task(config.task, **config.task_kwargs())
+    try:
+        length = task.length
+    except Exception:
+        length = 100
+    factor = 4.0 if config.model.startswith("eurnn") else 1.0
+    return config.steps * config.batch_size * length * factor
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _worker(job):
+    from suite.runner import execute
+    from suite.store import Store
+
+    config, db, device, force = job
+    store = Store(db)
+    try:
+        return execute(config, store, device=device, force=force, progress=False)
+    finally:
+        store.close()
+
+
+def run_all(configs, db: str, device: str, force: bool, workers: int) -> list:
+    from tqdm.auto import tqdm
+
+    from suite.runner import execute
+    from suite.store import Store
+
+    configs = sorted(configs, key=_cost, reverse=True)
+    outcomes = []
+    bar = tqdm(total=len(configs), desc="runs", unit="run", dynamic_ncols=True)
+    try:
+        if workers <= 1:
+            store = Store(db)
+            for c in configs:
+                bar.set_postfix_str(f"{c.model}/{c.task}/s{c.seed}")
+                outcomes.append(execute(c, store, device=device, force=force, progress=True))
+                bar.update(1)
+            store.close()
+        else:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, initializer=_worker_init, initargs=(threads,)) as pool:
+                jobs = [(c, db, device, force) for c in configs]
+                for o in pool.imap_unordered(_worker, jobs):
+                    outcomes.append(o)
+                    bar.set_postfix_str(f"{o.run_id}: {o.status}")
+                    bar.update(1)
+    finally:
+        bar.close()
+    return outcomes
+
+
+# ---- commands -------------------------------------------------------------------------------------
+def cmd_list(args) -> int:
+    what = args.what
+    if what in ("models", "all"):
+        print("models (name: description; * = mission model, part of the main job)")
+        for n in MODELS.names(args.pattern):
+            e = MODELS.entry(n)
+            opts = {k: v for k, v in MODELS.options(n).items() if k not in ("d_in", "d_out", "output")}
+            print(f"  {n}{'*' if e.mission else ''}: {e.doc}")
+            print(f"      options: {', '.join(f'{k}={v!r}' for k, v in opts.items())}")
+    if what in ("tasks", "all"):
+        print("tasks (name: description; * = offline, part of the main job)")
+        for n in TASKS.names(args.pattern):
+            opts = TASKS.options(n)
+            print(f"  {n}{'*' if n in OFFLINE_TASKS else ''}: {TASKS.entry(n).doc}")
+            print(f"      options: {', '.join(f'{k}={v!r}' for k, v in opts.items())}")
+    if what in ("presets", "all"):
+        from suite.presets import PRESETS
+
+        print("presets (scale, task pattern, model patterns: values  [source])")
+        for p in PRESETS:
+            if fnmatch.fnmatchcase(p.task, args.pattern) or any(
+                    fnmatch.fnmatchcase(m, args.pattern) for m in p.models.split("|")) or args.pattern == "*":
+                vals = ", ".join(f"{k}={v!r}" for k, v in p.values.items())
+                print(f"  {p.scale:<6} {p.task:<8} {p.models:<28} {vals}\n         [{p.source}]")
+    return 0
+
+
+def cmd_run(args) -> int:
+    configs = plan(args)
+    workers = args.workers
+    if workers is None:
+        workers = 1 if (args.device.startswith("cuda") or len(configs) == 1) else min(2, os.cpu_count() or 1)
+    print(f"{len(configs)} runs ({len({c.model for c in configs})} models x "
+          f"{len({c.task for c in configs})} tasks x {len({c.seed for c in configs})} seeds), "
+          f"scale {args.scale}, {workers} worker(s), store {args.db}", file=sys.stderr)
+    try:
+        outcomes = run_all(configs, args.db, args.device, args.force, workers)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every committed metric is in the store; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=sys.stderr)
+    for o in outcomes:
+        if o.status == "failed":
+            print(f"  FAILED {o.run_id}: {o.error}", file=sys.stderr)
+    if not args.no_report:
+        from reports.render import render_report
+
+        index = render_report(args.db, args.report_dir)
+        print(f"report: {index}", file=sys.stderr)
+    return 1 if counts.get("failed") else 0
+
+
+def _fmt(v, digits=4):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def cmd_show(args) -> int:
+    from suite.store import Store
+
+    if not Path(args.db).is_file():
+        raise ConfigError(f"no store at {args.db}; run `suite run` first or pass --db")
+    store = Store(args.db)
+    if args.run_id:
+        run = store.run(args.run_id)
+        if run is None:
+            raise UnknownNameError("run", args.run_id, [r["run_id"] for r in store.runs()])
+        print(json.dumps(run, indent=2, sort_keys=True, default=str))
+        return 0
+    rows = store.runs()
+    print(f"{'task':<9}{'model':<18}{'seed':>5} {'status':<12}{'step':>12}  {'metric':<16}"
+          f"{'test@best':>10}{'ms/step':>9}  run_id")
+    for r in rows:
+        s = r["summary"] or {}
+        ms = s.get("time_per_step")
+        print(f"{r['task']:<9}{r['model']:<18}{r['seed']:>5} {r['status']:<12}"
+              f"{str(r['step']) + '/' + str(r['total_steps']):>12}  {s.get('metric', '-'):<16}"
+              f"{_fmt(s.get('test_at_best_val')):>10}{_fmt(ms * 1e3 if ms else None, 3):>9}  {r['run_id']}")
+    print(f"{len(rows)} runs in {args.db}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from suite.store import Store
+
+    if not Path(args.db).is_file():
+        raise ConfigError(f"no store at {args.db}; run `suite run` first or pass --db")
+    for p in Store(args.db).export(args.out, args.format):
+        print(p)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from reports.render import render_report
+
+    if not Path(args.db).is_file():
+        raise ConfigError(f"no store at {args.db}; run `suite run` first or pass --db")
+    print(render_report(args.db, args.out))
+    return 0
+
+
+def cmd_speed(args) -> int:
+    import torch
+
+    from suite.speed import SpeedCase, format_table, speed_table
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    case = SpeedCase(n=args.n, T=args.T, B=args.B, device=device)
+    models = _expand(MODELS, args.models, ["scornn", "exprnn", "torch_cayley", "rnn", "eurnn", "lstm"])
+    rows = speed_table(models + [m for m in args.baselines.split(",") if m], case, args.baseline,
+                       rounds=args.rounds)
+    print(format_table(rows, case, args.baseline))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="suite", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command")
+
+    ls = sub.add_parser("list", help="list models, tasks or presets")
+    ls.add_argument("what", nargs="?", default="all", choices=["models", "tasks", "presets", "all"])
+    ls.add_argument("--pattern", default="*", help="fnmatch pattern, e.g. 'exp*'")
+    ls.set_defaults(fn=cmd_list)
+
+    run = sub.add_parser("run", help="train models x tasks x seeds into the store (no arguments: the main job)")
+    run.add_argument("--models", help="comma-separated names or patterns (default: every mission model)")
+    run.add_argument("--tasks", help=f"comma-separated names or patterns (default: {','.join(OFFLINE_TASKS)})")
+    run.add_argument("--seeds", default="0", help="e.g. 0 or 0,1,2 or 0-4 (default 0)")
+    run.add_argument("--scale", default="quick", choices=["quick", "paper"], help="preset scale")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a run setting, task option or model option (repeatable)")
+    run.add_argument("--steps", type=int, help="shorthand for --set steps=N")
+    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1")
+    run.add_argument("--db", default=DEFAULT_DB, help=f"results store (default {DEFAULT_DB})")
+    run.add_argument("--force", action="store_true", help="rerun finished runs from scratch")
+    run.add_argument("--workers", type=int, help="parallel processes (default: 2 on a multi-core CPU)")
+    run.add_argument("--no-report", action="store_true", help="skip writing the HTML report")
+    run.add_argument("--report-dir", default=None, help="report folder (default: next to the store)")
+    run.set_defaults(fn=cmd_run)
+
+    show = sub.add_parser("show", help="the runs in the store, or one run in full")
+    show.add_argument("run_id", nargs="?")
+    show.add_argument("--db", default=DEFAULT_DB)
+    show.set_defaults(fn=cmd_show)
+
+    ex = sub.add_parser("export", help="runs and metrics to CSV or Parquet")
+    ex.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    ex.add_argument("--out", default="results/export")
+    ex.add_argument("--db", default=DEFAULT_DB)
+    ex.set_defaults(fn=cmd_export)
+
+    rep = sub.add_parser("report", help="render the HTML/PNG report from the store (never trains)")
+    rep.add_argument("--db", default=DEFAULT_DB)
+    rep.add_argument("--out", default=None, help="folder (default: results/report next to the store)")
+    rep.set_defaults(fn=cmd_report)
+
+    sp = sub.add_parser("speed", help="training-step time of models against nn.RNN, side by side")
+    sp.add_argument("--models", help="comma-separated names or patterns")
+    sp.add_argument("--baseline", default="nn.RNN(tanh)", choices=["nn.RNN(tanh)", "nn.RNN(relu)"])
+    sp.add_argument("--baselines", default="", help="extra reference rows, e.g. nn.RNN(relu)")
+    sp.add_argument("--n", type=int, default=190)
+    sp.add_argument("--T", type=int, default=1000)
+    sp.add_argument("--B", type=int, default=32)
+    sp.add_argument("--device", default="auto")
+    sp.add_argument("--rounds", type=int, default=5)
+    sp.set_defaults(fn=cmd_speed)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv or ["run"])
+    if args.command is None:
+        args = parser().parse_args(["run", *argv])
+    try:
+        return args.fn(args)
+    except SuiteError as e:
+        print(f"suite: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `suite list | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The run configuration: one frozen dataclass, hashed to key runs in the store."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from suite.errors import ConfigError, check_choice, check_range
+from suite.registry import MODELS, TASKS
+
+OPTIMIZERS = ("rmsprop", "adam", "adagrad", "sgd")
+OFFLINE_TASKS = ("copying", "adding", "mnist1d")  # the main job's tasks: no data files needed
+# Fields that change nothing a run computes, so they stay out of its identity.
+_NOT_HASHED = ("seed", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str
+    task: str
+    seed: int = 0
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 32
+    hidden: int | None = None  # None: the model's default
+    optimizer: str = "rmsprop"  # for the non-orthogonal parameters
+    lr: float = 1e-3
+    orth_optimizer: str = "rmsprop"  # for the orthogonal/unitary parameters
+    orth_lr: float = 1e-4
+    rmsprop_alpha: float = 0.9  # TF's RMSprop decay (scoRNN's code); torch's default is 0.99
+    clip: float | None = None  # gradient-norm clipping
+    eval_every: int = 100  # steps between evaluations (val + test, orthogonality, checkpoint)
+    eval_batch_size: int = 500
+    eigen_every: int | None = None  # spectrum every k evaluations (None: at init, halfway, end)
+    profile_every: int | None = None  # ||dL/dh_t|| every k evaluations (None: at init and end)
+    checkpoint_every: int | None = None  # extra checkpoints between evaluations (None: none)
+    model_options: tuple[tuple[str, object], ...] = ()
+    task_options: tuple[tuple[str, object], ...] = field(default=())
+
+    def __post_init__(self):
+        check_range("steps", self.steps, low=1)
+        check_range("batch_size", self.batch_size, low=1)
+        check_range("eval_every", self.eval_every, low=1)
+        check_range("eval_batch_size", self.eval_batch_size, low=1)
+        check_range("lr", self.lr, low=0, integer=False)
+        check_range("orth_lr", self.orth_lr, low=0, integer=False)
+        check_range("rmsprop_alpha", self.rmsprop_alpha, low=0, high=1, integer=False)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("orth_optimizer", self.orth_optimizer, OPTIMIZERS)
+        for name in ("hidden", "eigen_every", "profile_every", "checkpoint_every"):
+            if getattr(self, name) is not None:
+                check_range(name, getattr(self, name), low=1)
+        if self.clip is not None:
+            check_range("clip", self.clip, low=0, integer=False)
+
+    def task_kwargs(self) -> dict:
+        return dict(self.task_options)
+
+    def model_kwargs(self) -> dict:
+        return {"hidden": self.hidden, **dict(self.model_options)}
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["model_options"] = dict(self.model_options)
+        d["task_options"] = dict(self.task_options)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        d = dict(d)
+        d["model_options"] = tuple(sorted(d.get("model_options", {}).items()))
+        d["task_options"] = tuple(sorted(d.get("task_options", {}).items()))
+        return cls(**d)
+
+    @property
+    def config_hash(self) -> str:
+        d = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.model}-{self.task}-{self.config_hash[:10]}-s{self.seed}"
+
+
+CONFIG_FIELDS = [f.name for f in dataclasses.fields(RunConfig)
+                 if f.name not in ("model", "task", "seed", "model_options", "task_options")]
+
+
+def parse_value(text: str):
+    """CLI values: Python literals (3, 1e-3, None, True, 'A') or bare strings."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_assignments(items: list[str]) -> dict[str, object]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"invalid --set {item!r}: expected key=value, e.g. --set lr=1e-3")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def apply_values(config: RunConfig, values: dict[str, object], *, strict: bool) -> RunConfig:
+    """Apply ``values`` to a config: a RunConfig field, ``task.<opt>``/``model.<opt>``, or a bare
+    option name that the config's task or model takes. With ``strict``, a key that fits neither is an
+    error naming the valid keys; without, it is skipped (a sweep option such as ``rho`` that applies
+    to some models only)."""
+    fields, task_opts, model_opts = {}, dict(config.task_options), dict(config.model_options)
+    task_valid = set(TASKS.options(config.task))
+    model_valid = set(MODELS.options(config.model)) - {"d_in", "d_out", "output"}
+    for key, value in values.items():
+        scope, _, name = key.rpartition(".")
+        if scope == "task" or (not scope and name in task_valid and name not in CONFIG_FIELDS):
+            if name not in task_valid:
+                raise ConfigError(f"task {config.task!r} has no option {name!r}; valid: "
+                                  f"{', '.join(sorted(task_valid))}")
+            task_opts[name] = value
+        elif scope == "model" or (not scope and name in model_valid and name not in CONFIG_FIELDS):
+            if name not in model_valid:
+                raise ConfigError(f"model {config.model!r} has no option {name!r}; valid: "
+                                  f"{', '.join(sorted(model_valid))}")
+            if name == "hidden":
+                fields["hidden"] = value
+            else:
+                model_opts[name] = value
+        elif not scope and name in CONFIG_FIELDS:
+            fields[name] = value
+        elif strict:
+            raise ConfigError(
+                f"unknown setting {key!r} for {config.model} on {config.task}. Valid: run settings "
+                f"{', '.join(CONFIG_FIELDS)}; task options {', '.join(sorted(task_valid)) or '-'}; "
+                f"model options {', '.join(sorted(model_valid)) or '-'}"
+            )
+    return dataclasses.replace(config, **fields, task_options=tuple(sorted(task_opts.items())),
+                               model_options=tuple(sorted(model_opts.items())))

@@ -1,0 +1,395 @@
+"""The one training loop every model runs through, with durable, resumable recording.
+
+``execute(config, store)`` claims the run in the store, builds task and model from the registries,
+gives the orthogonal/unitary parameters their own optimizer, trains, evaluates every ``eval_every``
+steps and commits metrics together with a checkpoint (see suite.store for the durability rule).
+What it records is listed in docs/results.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models.base import RecurrentModel, orthogonality_error
+from models.engine import RecurrentNet
+from suite.config import RunConfig
+from suite.errors import SuiteError
+from suite.registry import TASKS, create_model, create_task
+from suite.seeding import seeded
+from suite.store import Records, Store
+
+PROFILE_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: str
+    status: str  # finished | diverged | failed | interrupted | skipped | busy
+    summary: dict | None = None
+    error: str | None = None
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SuiteError(f"device={device!r} asked for, but torch {torch.__version__} sees no CUDA "
+                         "device; valid here: auto, cpu")
+    return torch.device(device)
+
+
+def build(config: RunConfig, device: torch.device | str = "cpu"):
+    """(task, model) for a config; the model is initialized under the run's seed."""
+    task = create_task(config.task, **config.task_kwargs())
+    with seeded(config.seed):
+        model = create_model(config.model, d_in=task.d_in, d_out=task.d_out, output=task.output,
+                             **config.model_kwargs())
+    return task, model.to(device)
+
+
+def validate(config: RunConfig) -> None:
+    """Everything that can be wrong before training: names, options, values, data files."""
+    task, _ = build(config)
+    task.check()
+
+
+def make_optimizers(model: RecurrentModel, config: RunConfig) -> list[torch.optim.Optimizer]:
+    def make(kind, params, lr):
+        if kind == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr, alpha=config.rmsprop_alpha)
+        if kind == "adam":
+            return torch.optim.Adam(params, lr=lr)
+        if kind == "adagrad":
+            return torch.optim.Adagrad(params, lr=lr)
+        return torch.optim.SGD(params, lr=lr)
+
+    groups = model.parameter_groups()
+    opts = [make(config.optimizer, groups["default"], config.lr)]
+    if groups["orthogonal"]:
+        opts.append(make(config.orth_optimizer, groups["orthogonal"], config.orth_lr))
+    return opts
+
+
+@torch.no_grad()
+def evaluate(model, task, split: str, batch_size: int, device) -> dict[str, float]:
+    model.eval()
+    sums: dict[str, list[float]] = {}
+    for x, y in task.eval_batches(split, batch_size):
+        for k, (s, n) in task.scores(model(x.to(device)), y.to(device)).items():
+            acc = sums.setdefault(k, [0.0, 0])
+            acc[0] += s
+            acc[1] += n
+    model.train()
+    return {k: s / max(n, 1) for k, (s, n) in sums.items()}
+
+
+def spectrum(model: RecurrentModel) -> list[list[float]]:
+    with torch.no_grad():
+        W = model.recurrent_matrix().detach().cpu()
+    ev = torch.linalg.eigvals(W.to(torch.complex128 if W.is_complex() else torch.float64))
+    return [[round(v.real, 12), round(v.imag, 12)] for v in ev.tolist()]
+
+
+def gradient_profile(model: RecurrentModel, task, device) -> list[float]:
+    """||dL/dh_t|| for t = 1..T on the first validation samples (the vanishing-gradient picture)."""
+    x, y = next(iter(task.eval_batches("val", PROFILE_BATCH)))
+    with torch.enable_grad():
+        out, hs = model.trajectory(x.to(device))
+        grads = torch.autograd.grad(task.loss(out, y.to(device)), hs, allow_unused=True)
+    model.zero_grad(set_to_none=True)
+    return [0.0 if g is None else g.norm().item() for g in grads]
+
+
+def task_info(name: str, task) -> dict:
+    """What reports need to know of the task, so they never need the registry or the data."""
+    return {"metric": task.metric, "higher_is_better": task.higher_is_better, "baseline": task.baseline(),
+            "length": task.length, "d_in": task.d_in, "d_out": task.d_out, "output": task.output,
+            "description": TASKS.entry(name).doc}
+
+
+def measures_orthogonality(model: RecurrentModel) -> bool:
+    return isinstance(model, RecurrentNet)  # square W: constrained, or free (drift shows)
+
+
+# ---- environment and memory --------------------------------------------------------------------
+def git_revision() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device) -> dict:
+    from suite import __version__
+
+    env = {"suite": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
+           "platform": platform.platform(), "device": str(device), "threads": torch.get_num_threads(),
+           "git": git_revision(), "host": platform.node()}
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    else:
+        env["device_name"] = _cpu_name()
+    return env
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "cpu"
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:  # Linux: writing 5 to clear_refs resets the process's peak RSS (VmHWM)
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory(device: torch.device) -> int:
+    """Bytes: peak CUDA allocation, or the process's peak resident set size on CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# ---- Ctrl-C: finish the current step, checkpoint, then stop ------------------------------------
+class _Interrupt:
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if threading_main():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# ---- one run ------------------------------------------------------------------------------------
+def _checkpoint_path(store: Store, run_id: str, step: int) -> Path:
+    return store.checkpoint_dir(run_id) / f"step-{step}.pt"
+
+
+def _save_checkpoint(store, run_id, step, model, opts, state) -> None:
+    path = _checkpoint_path(store, run_id, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"step": step, "model": model.state_dict(),
+                "optimizers": [o.state_dict() for o in opts], "state": state}, tmp)
+    os.replace(tmp, path)
+
+
+def _prune_checkpoints(store, run_id, keep: int) -> None:
+    folder = store.checkpoint_dir(run_id)
+    for p in folder.glob("step-*.pt*"):
+        if p.name != f"step-{keep}.pt":
+            p.unlink(missing_ok=True)
+
+
+def execute(config: RunConfig, store: Store, device: str = "auto", force: bool = False,
+            progress: bool = False) -> Outcome:
+    run_id = config.run_id
+    dev = resolve_device(device)
+    action, step = store.claim(run_id, config.config_hash, config.seed, config.model, config.task,
+                               config.to_dict(), config.steps, force=force)
+    if action == "done":
+        return Outcome(run_id, "skipped")
+    if action == "busy":
+        return Outcome(run_id, "busy")
+    try:
+        return _train(config, store, dev, step, progress)
+    except KeyboardInterrupt:
+        store.update(run_id, status="interrupted", owner=None)
+        raise
+    except Exception as e:  # recorded as data; the sweep goes on
+        store.update(run_id, status="failed", owner=None, error=traceback.format_exc())
+        return Outcome(run_id, "failed", error=f"{type(e).__name__}: {e}")
+
+
+def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progress: bool) -> Outcome:
+    run_id = config.run_id
+    task, model = build(config, dev)
+    task.check()
+    opts = make_optimizers(model, config)
+    state = {"train_time": 0.0, "wall_time": 0.0, "peak_memory": 0, "evals": 0}
+    reset_peak_memory(dev)
+    records = Records.empty()
+
+    if start > 0:
+        path = _checkpoint_path(store, run_id, start)
+        if path.is_file():
+            ckpt = torch.load(path, map_location=dev, weights_only=True)
+            model.load_state_dict(ckpt["model"])
+            for o, s in zip(opts, ckpt["optimizers"]):
+                o.load_state_dict(s)
+            state.update(ckpt["state"])
+        else:  # records without their checkpoint cannot be continued consistently: start over
+            store.reset(run_id)
+            start = 0
+    _prune_checkpoints(store, run_id, keep=start)
+
+    n_evals = config.steps // config.eval_every + (config.steps % config.eval_every != 0)
+    eigen_every = config.eigen_every or max(1, n_evals // 2)
+    profile_every = config.profile_every or n_evals
+
+    def record_eval(step: int) -> None:
+        k = state["evals"]
+        for split in ("val", "test"):
+            for name, value in evaluate(model, task, split, config.eval_batch_size, dev).items():
+                records.metrics.append((step, f"{split}/{name}", value))
+        if measures_orthogonality(model):
+            records.metrics.append((step, "orth_error", orthogonality_error(model.recurrent_matrix())))
+        if step == 0 or step == config.steps or k % eigen_every == 0:
+            records.spectra.append((step, spectrum(model)))
+        if step == 0 or step == config.steps or k % profile_every == 0:
+            records.profiles.append((step, gradient_profile(model, task, dev)))
+
+    def commit(step: int, **fields) -> None:
+        state["peak_memory"] = max(state["peak_memory"], peak_memory(dev))
+        _save_checkpoint(store, run_id, step, model, opts, state)
+        store.commit(run_id, step, records, **fields)
+        _prune_checkpoints(store, run_id, keep=step)
+
+    session_start = time.perf_counter()
+    if start == 0:
+        record_eval(0)
+        commit(0, env=environment(dev), task_info=task_info(config.task, task), params_total=model.parameter_count(),
+               params_recurrent=model.recurrent_parameter_count())
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.steps, initial=start, desc=f"{config.model}/{config.task}",
+                   leave=False, dynamic_ncols=True)
+    last_beat = time.time()
+    step = start
+    with _Interrupt() as interrupt:
+        for step in range(start + 1, config.steps + 1):
+            x, y = task.train_batch(step, config.batch_size, config.seed)
+            t0 = time.perf_counter()
+            loss = task.loss(model(x.to(dev, non_blocking=True)), y.to(dev, non_blocking=True))
+            for o in opts:
+                o.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            for o in opts:
+                o.step()
+            model.after_step(step)
+            value = loss.item()  # synchronizes a GPU, so the time below is the step's
+            state["train_time"] += time.perf_counter() - t0
+            records.metrics.append((step, "train/loss", value))
+            records.metrics.append((step, "train/time", state["train_time"]))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+
+            if not math.isfinite(value):
+                state["wall_time"] += time.perf_counter() - session_start
+                store.commit(run_id, step, records, status="diverged", owner=None,
+                             summary=summarize(store, run_id, config, state, diverged_at=step))
+                _close(bar)
+                return Outcome(run_id, "diverged", store.run(run_id)["summary"])
+
+            if step % config.eval_every == 0 or step == config.steps:
+                state["evals"] += 1
+                record_eval(step)
+                state["wall_time"] += time.perf_counter() - session_start
+                session_start = time.perf_counter()
+                commit(step)
+            elif config.checkpoint_every and step % config.checkpoint_every == 0:
+                state["wall_time"] += time.perf_counter() - session_start
+                session_start = time.perf_counter()
+                commit(step)
+            elif time.time() - last_beat > 60:
+                store.heartbeat(run_id)
+                last_beat = time.time()
+            if interrupt.requested and step < config.steps:
+                state["wall_time"] += time.perf_counter() - session_start
+                commit(step, status="interrupted", owner=None)
+                _close(bar)
+                raise KeyboardInterrupt
+    _close(bar)
+    summary = summarize(store, run_id, config, state)
+    store.update(run_id, status="finished", owner=None, summary=summary)
+    return Outcome(run_id, "finished", summary)
+
+
+def _close(bar) -> None:
+    if bar is not None:
+        bar.close()
+
+
+def summarize(store: Store, run_id: str, config: RunConfig, state: dict,
+              diverged_at: int | None = None) -> dict:
+    """Headline numbers of a run, from what the store holds."""
+    task = create_task(config.task, **config.task_kwargs())
+    metric, higher = task.metric, task.higher_is_better
+    s: dict = {"metric": metric, "higher_is_better": higher, "diverged_at": diverged_at,
+               "train_time": state["train_time"], "wall_time": state["wall_time"],
+               "peak_memory": state["peak_memory"]}
+    steps, times = store.series(run_id, "train/time")
+    if len(times) > 1:
+        per_step = statistics.median(b - a for a, b in zip(times, times[1:]))
+        s["time_per_step"] = per_step
+        s["samples_per_sec"] = config.batch_size / per_step if per_step > 0 else None
+    _, losses = store.series(run_id, "train/loss")
+    tail = [v for v in losses[-max(1, len(losses) // 20):] if v is not None]
+    s["final_train_loss"] = statistics.fmean(tail) if tail else None
+    vsteps, vals = store.series(run_id, f"val/{metric}")
+    tsteps, tests = store.series(run_id, f"test/{metric}")
+    test_at = dict(zip(tsteps, tests))
+    scored = [(v, st) for st, v in zip(vsteps, vals) if v is not None and st > 0]
+    if scored:
+        best_val, best_step = (max if higher else min)(scored, key=lambda p: p[0])
+        s.update(best_val=best_val, best_step=best_step, test_at_best_val=test_at.get(best_step))
+    if vals:
+        s["final_val"], s["final_test"], s["final_step"] = vals[-1], tests[-1] if tests else None, vsteps[-1]
+    _, orth = store.series(run_id, "orth_error")
+    if orth:
+        s["final_orth_error"] = orth[-1]
+    return s

@@ -1,0 +1,330 @@
+"""The results store: one SQLite file (default results/suite.db), schema-versioned, safe to share.
+
+Durability rule: metrics reach the database only together with the checkpoint they belong to. The
+runner writes ``checkpoints/<run_id>/step-<s>.pt`` atomically first, then commits, in one transaction,
+every buffered metric up to step s and ``runs.step = s``. A process killed at any point (kill -9
+included) leaves the database at its last commit and the matching checkpoint on disk, so a resume
+recomputes the uncommitted steps exactly (batches are pure functions of (seed, step)) and inserts each
+(run, step, name) once; the primary keys refuse duplicates.
+
+Concurrency: WAL journal, a busy timeout, and BEGIN IMMEDIATE for every write, so several processes
+(parallel workers, or several ``suite run`` commands) can share one store. A run is claimed by one
+owner (host:pid); a claim held by a dead process on this host, or not refreshed within the lease, is
+taken over and resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from suite.errors import SuiteError
+
+SCHEMA_VERSION = 1
+STATUSES = ("running", "finished", "diverged", "failed", "interrupted")
+LEASE_SECONDS = 900.0
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY,
+        config_hash TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        task TEXT NOT NULL,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL,
+        step INTEGER NOT NULL DEFAULT 0,
+        total_steps INTEGER NOT NULL,
+        owner TEXT,
+        heartbeat REAL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        env TEXT,
+        task_info TEXT,
+        params_total INTEGER,
+        params_recurrent INTEGER,
+        summary TEXT,
+        error TEXT,
+        UNIQUE (config_hash, seed))""",
+    """CREATE TABLE IF NOT EXISTS metrics (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
+        PRIMARY KEY (run_id, step, name)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS spectra (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, eigenvalues TEXT NOT NULL,
+        PRIMARY KEY (run_id, step))""",
+    """CREATE TABLE IF NOT EXISTS profiles (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, grad_norms TEXT NOT NULL,
+        PRIMARY KEY (run_id, step))""",
+]
+# Migrations from version v to v+1, run in order on open; a newer file than this code is refused.
+_MIGRATIONS: dict[int, list[str]] = {}
+
+
+class StoreError(SuiteError):
+    pass
+
+
+def me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str | None, heartbeat: float | None, now: float) -> bool:
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, ValueError):
+            pass
+        else:
+            return heartbeat is not None and now - heartbeat < LEASE_SECONDS
+    return heartbeat is not None and now - heartbeat < LEASE_SECONDS
+
+
+@dataclass
+class Records:
+    """What one commit adds: metrics (step, name, value), spectra and gradient profiles."""
+
+    metrics: list[tuple[int, str, float]]
+    spectra: list[tuple[int, list[list[float]]]]
+    profiles: list[tuple[int, list[float]]]
+
+    @classmethod
+    def empty(cls) -> Records:
+        return cls([], [], [])
+
+    def clear(self) -> None:
+        self.metrics.clear()
+        self.spectra.clear()
+        self.profiles.clear()
+
+
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None  # SQLite would turn NaN into NULL anyway; be explicit
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike = "results/suite.db", read_only: bool = False):
+        self.path = Path(path)
+        self.checkpoints = self.path.parent / "checkpoints"
+        if read_only:  # reports: never create, migrate or write
+            if not self.path.is_file():
+                raise StoreError(f"no results store at {self.path}")
+            self._conn = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=120,
+                                         isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._check_version()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA busy_timeout = 120000")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    def _check_version(self) -> None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            found = "none" if row is None else row[0]
+            raise StoreError(f"{self.path} has schema version {found}; this suite reads {SCHEMA_VERSION} "
+                             "(open it once for writing, e.g. `suite show`, to migrate an older store)")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade deadlocks)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.write() as c:
+            for stmt in _SCHEMA[:1]:
+                c.execute(stmt)
+            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                for stmt in _SCHEMA[1:]:
+                    c.execute(stmt)
+                c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                return
+            version = int(row[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has schema version {version}; this suite reads up to "
+                                 f"{SCHEMA_VERSION}: upgrade the suite")
+            for v in range(version, SCHEMA_VERSION):
+                for stmt in _MIGRATIONS[v]:
+                    c.execute(stmt)
+            c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    # ---- runs ------------------------------------------------------------------------------------
+    def claim(self, run_id: str, config_hash: str, seed: int, model: str, task: str, config: dict,
+              total_steps: int, force: bool = False) -> tuple[str, int]:
+        """Take a run for this process. Returns (action, step): action is "start", "resume",
+        "done" (finished or diverged, not forced) or "busy" (a live process holds it)."""
+        now = time.time()
+        with self.write() as c:
+            row = c.execute("SELECT status, step, owner, heartbeat FROM runs WHERE run_id = ?",
+                            (run_id,)).fetchone()
+            if row is not None and not force:
+                if row["status"] in ("finished", "diverged"):
+                    return "done", row["step"]
+                if row["status"] == "running" and _owner_alive(row["owner"], row["heartbeat"], now):
+                    return "busy", row["step"]
+            if row is None or force:
+                if row is not None:
+                    self._delete_records(c, run_id)
+                    c.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+                c.execute(
+                    "INSERT INTO runs (run_id, config_hash, seed, model, task, config, status, step,"
+                    " total_steps, owner, heartbeat, created, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'running', 0, ?, ?, ?, ?, ?)",
+                    (run_id, config_hash, seed, model, task, json.dumps(config, sort_keys=True),
+                     total_steps, me(), now, now, now))
+                return "start", 0
+            c.execute("UPDATE runs SET status = 'running', owner = ?, heartbeat = ?, updated = ?,"
+                      " error = NULL WHERE run_id = ?", (me(), now, now, run_id))
+            return ("resume" if row["step"] > 0 else "start"), row["step"]
+
+    @staticmethod
+    def _delete_records(c: sqlite3.Connection, run_id: str) -> None:
+        for table in ("metrics", "spectra", "profiles"):
+            c.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+
+    def reset(self, run_id: str) -> None:
+        """Forget every record of a run (used when its checkpoint is gone and it restarts)."""
+        with self.write() as c:
+            self._delete_records(c, run_id)
+            c.execute("UPDATE runs SET step = 0, summary = NULL WHERE run_id = ?", (run_id,))
+
+    def commit(self, run_id: str, step: int, records: Records, **fields) -> None:
+        """Insert the buffered records and move the run to ``step``, atomically."""
+        now = time.time()
+        with self.write() as c:
+            c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)",
+                          [(run_id, s, n, _finite(v)) for s, n, v in records.metrics])
+            c.executemany("INSERT INTO spectra VALUES (?, ?, ?)",
+                          [(run_id, s, json.dumps(e)) for s, e in records.spectra])
+            c.executemany("INSERT INTO profiles VALUES (?, ?, ?)",
+                          [(run_id, s, json.dumps(p)) for s, p in records.profiles])
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            c.execute(f"UPDATE runs SET step = ?, heartbeat = ?, updated = ?{', ' + sets if sets else ''}"
+                      " WHERE run_id = ?", (step, now, now, *self._encode(fields).values(), run_id))
+        records.clear()
+
+    def update(self, run_id: str, **fields) -> None:
+        now = time.time()
+        with self.write() as c:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            c.execute(f"UPDATE runs SET updated = ?, {sets} WHERE run_id = ?",
+                      (now, *self._encode(fields).values(), run_id))
+
+    def heartbeat(self, run_id: str) -> None:
+        self.update(run_id, heartbeat=time.time())
+
+    @staticmethod
+    def _encode(fields: dict) -> dict:
+        return {k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+                for k, v in fields.items()}
+
+    # ---- reading ---------------------------------------------------------------------------------
+    def runs(self, **where) -> list[dict]:
+        cond = " AND ".join(f"{k} = ?" for k in where)
+        rows = self._conn.execute(f"SELECT * FROM runs{' WHERE ' + cond if cond else ''} "
+                                  "ORDER BY task, model, seed, run_id", tuple(where.values())).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            for k in ("config", "env", "summary", "task_info"):
+                d[k] = json.loads(d[k]) if d[k] else None
+            out.append(d)
+        return out
+
+    def run(self, run_id: str) -> dict | None:
+        rows = self.runs(run_id=run_id)
+        return rows[0] if rows else None
+
+    def metrics(self, run_id: str | None = None, name: str | None = None) -> list[tuple]:
+        q, args = "SELECT run_id, step, name, value FROM metrics", []
+        conds = []
+        if run_id is not None:
+            conds.append("run_id = ?")
+            args.append(run_id)
+        if name is not None:
+            conds.append("name = ?")
+            args.append(name)
+        if conds:
+            q += " WHERE " + " AND ".join(conds)
+        return [tuple(r) for r in self._conn.execute(q + " ORDER BY run_id, step, name", args)]
+
+    def series(self, run_id: str, name: str) -> tuple[list[int], list[float | None]]:
+        rows = self._conn.execute("SELECT step, value FROM metrics WHERE run_id = ? AND name = ? "
+                                  "ORDER BY step", (run_id, name)).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def spectra(self, run_id: str) -> list[tuple[int, list[list[float]]]]:
+        rows = self._conn.execute("SELECT step, eigenvalues FROM spectra WHERE run_id = ? ORDER BY step",
+                                  (run_id,)).fetchall()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def profiles(self, run_id: str) -> list[tuple[int, list[float]]]:
+        rows = self._conn.execute("SELECT step, grad_norms FROM profiles WHERE run_id = ? ORDER BY step",
+                                  (run_id,)).fetchall()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def checkpoint_dir(self, run_id: str) -> Path:
+        return self.checkpoints / run_id
+
+    # ---- export ----------------------------------------------------------------------------------
+    def dataframes(self):
+        """(runs, metrics) as pandas DataFrames; config and summary fields flattened into columns."""
+        import pandas as pd
+
+        runs = self.runs()
+        flat = []
+        for r in runs:
+            row = {k: v for k, v in r.items() if k not in ("config", "env", "summary", "task_info")}
+            row.update({f"config.{k}": json.dumps(v) if isinstance(v, (dict, list)) else v
+                        for k, v in (r["config"] or {}).items()})
+            row.update({f"summary.{k}": v for k, v in (r["summary"] or {}).items()
+                        if not isinstance(v, (dict, list))})
+            row["env"] = json.dumps(r["env"]) if r["env"] else None
+            flat.append(row)
+        metrics = pd.DataFrame(self.metrics(), columns=["run_id", "step", "name", "value"])
+        return pd.DataFrame(flat), metrics
+
+    def export(self, out_dir: str | os.PathLike, fmt: str) -> list[Path]:
+        from suite.errors import check_choice
+
+        check_choice("format", fmt, ("csv", "parquet"))
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        runs, metrics = self.dataframes()
+        paths = []
+        for name, df in (("runs", runs), ("metrics", metrics)):
+            p = out / f"{name}.{fmt}"
+            if fmt == "csv":
+                df.to_csv(p, index=False)
+            else:
+                df.to_parquet(p, index=False)
+            paths.append(p)
+        return paths

@@ -1,0 +1,163 @@
+"""Pixel-by-pixel MNIST and permuted MNIST (Le et al. 2015; the scoRNN/expRNN benchmark).
+
+784 steps of one pixel each, scaled to [0, 1]; classify from the last state; chance 0.1.
+Data: the standard IDX files, gzipped or raw, in ``<data_dir>/mnist/``:
+train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte.
+When absent they are downloaded if the network allows; otherwise the task stops before any training
+and says which files to put where. ``data_dir`` defaults to $SUITE_DATA, else ./data.
+
+Validation: ``val_size`` (5000) training images, chosen by a fixed permutation, are held out; the
+suite selects the evaluation with the best validation accuracy and reports test accuracy there
+(not the best test accuracy over training, which some papers report).
+Permuted MNIST uses numpy.random.RandomState(92916).permutation(784), as scoRNN, expRNN and later
+papers do.
+"""
+
+from __future__ import annotations
+
+import functools
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from suite.errors import ConfigError, DataMissingError, check_range
+from suite.registry import register_task
+from tasks.base import DatasetTask, classification_scores, generator
+from tasks.data import atomic_write_bytes, data_root, read_idx
+
+FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+PERMUTATION_SEED = 92916
+
+
+def find_files(folder: Path) -> dict[str, Path] | list[str]:
+    """The four files (raw preferred over .gz), or the list of names missing."""
+    found, missing = {}, []
+    for key, name in FILES.items():
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if candidate.is_file():
+                found[key] = candidate
+                break
+        else:
+            missing.append(name)
+    return missing or found
+
+
+def download(folder: Path, names: list[str]) -> None:
+    errors = []
+    for name in names:
+        for mirror in MIRRORS:
+            try:
+                with urllib.request.urlopen(mirror + name + ".gz", timeout=20) as r:
+                    atomic_write_bytes(folder / f"{name}.gz", r.read())
+                break
+            except OSError as e:
+                errors.append(f"{mirror}: {e}")
+        else:
+            raise DataMissingError(errors[-1])
+
+
+@functools.lru_cache(maxsize=2)
+def load_mnist(folder: Path, download_ok: bool) -> dict[str, np.ndarray]:
+    files = find_files(folder)
+    if isinstance(files, list) and download_ok:
+        try:
+            download(folder, files)
+        except DataMissingError as e:
+            reason = f" Download failed ({e})."
+        else:
+            reason = ""
+        files = find_files(folder)
+    else:
+        reason = " Download is off."
+    if isinstance(files, list):
+        raise DataMissingError(
+            f"MNIST files missing in {folder}: {', '.join(files)}.{reason} Put the four standard IDX "
+            f"files ({', '.join(FILES.values())}; gzipped '.gz' or raw) in {folder}, or point "
+            f"--set data_dir=... (or $SUITE_DATA) at a folder whose mnist/ subfolder holds them."
+        )
+    arrays = {k: read_idx(p) for k, p in files.items()}
+    for split in ("train", "test"):
+        x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (len(x),):
+            raise DataMissingError(f"MNIST {split} files in {folder} have shapes {x.shape}, {y.shape}; "
+                                   "expected (N, 28, 28) images and (N,) labels")
+    return arrays
+
+
+@dataclass(frozen=True)
+class PixelMNIST(DatasetTask):
+    permuted: bool = False
+    val_size: int = 5000
+    data_dir: str | None = None
+    download: bool = True
+
+    output = "last"
+    metric = "accuracy"
+    higher_is_better = True
+    d_in = 1
+    d_out = 10
+    length = 784
+
+    @property
+    def name(self):
+        return "pmnist" if self.permuted else "mnist"
+
+    def __post_init__(self):
+        check_range("val_size", self.val_size, low=1, where=self.name)
+
+    def check(self):
+        self.arrays("train")
+
+    def arrays(self, split):
+        return _split(self, split)
+
+    def loss(self, out, y):
+        return torch.nn.functional.cross_entropy(out, y)
+
+    def scores(self, out, y):
+        return classification_scores(out, y)
+
+    def baseline(self):
+        return {"loss": float(np.log(10)), "accuracy": 0.1}
+
+
+@functools.lru_cache(maxsize=6)
+def _split(task: PixelMNIST, split: str):
+    raw = load_mnist(data_root(task.data_dir) / "mnist", task.download)
+    x = raw["test_x" if split == "test" else "train_x"]
+    y = raw["test_y" if split == "test" else "train_y"]
+    if split != "test":
+        if task.val_size >= len(x):
+            raise ConfigError(f"invalid val_size={task.val_size} for {task.name}: must be below the "
+                              f"{len(x)} training images")
+        order = torch.randperm(len(x), generator=generator(4)).numpy()
+        keep = order[: task.val_size] if split == "val" else np.sort(order[task.val_size:])
+        x, y = x[keep], y[keep]
+    seq = torch.from_numpy(x.reshape(len(x), 784).astype(np.float32) / 255.0)
+    if task.permuted:
+        seq = seq[:, torch.from_numpy(np.random.RandomState(PERMUTATION_SEED).permutation(784))]
+    return seq.unsqueeze(-1).contiguous(), torch.from_numpy(y.astype(np.int64))
+
+
+@register_task
+def mnist(val_size: int = 5000, data_dir: str | None = None, download: bool = True):
+    """Pixel MNIST: 784 steps, classify at the end (IDX files from data_dir/mnist)."""
+    return PixelMNIST(permuted=False, val_size=val_size, data_dir=data_dir, download=download)
+
+
+@register_task
+def pmnist(val_size: int = 5000, data_dir: str | None = None, download: bool = True):
+    """Permuted pixel MNIST, permutation RandomState(92916) (IDX files from data_dir/mnist)."""
+    return PixelMNIST(permuted=True, val_size=val_size, data_dir=data_dir, download=download)

@@ -1,0 +1,35 @@
+import os
+
+import pytest
+import torch
+
+from suite.registry import MODELS
+
+
+def pytest_configure(config):
+    # Two cores: intra-op threading of tiny tensors costs more than it gains in unit tests.
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def model_names():
+    return MODELS.names()
+
+
+def constrained_models():
+    out = []
+    for name in MODELS.names():
+        m = MODELS.create(name, d_in=2, d_out=2, hidden=4)
+        if m.constraint:
+            out.append(name)
+    return out
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """A fresh cache folder, so data-generation code paths run for real."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+REQUIRE_BROWSER = os.environ.get("SUITE_REQUIRE_BROWSER") == "1"

@@ -1,0 +1,76 @@
+"""The engine: the fused kernel against the reference loop (values and gradients, float64), and the
+engine's own rules (W once per forward, dispatch)."""
+
+import pytest
+import torch
+
+from models import fused
+from models.engine import ACTIVATIONS, recurrence, reference_recurrence, resolve_engine
+from suite.errors import ConfigError
+from suite.registry import create_model
+
+
+def _case(kind, T=30, B=3, n=7, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    act = ACTIVATIONS[kind](n).to(dtype)
+    with torch.no_grad():
+        act.bias.copy_(torch.randn(n, generator=g, dtype=dtype) * 0.3)
+    W = (torch.linalg.qr(torch.randn(n, n, generator=g, dtype=dtype))[0] * 1.1).requires_grad_()
+    xu = torch.randn(T, B, n, generator=g, dtype=dtype).requires_grad_()
+    h0 = torch.randn(B, n, generator=g, dtype=dtype).requires_grad_()
+    return act, W, xu, h0
+
+
+@pytest.mark.parametrize("kind", ["modrelu", "tanh", "relu"])
+def test_fused_matches_reference_float64(kind):
+    act, W, xu, h0 = _case(kind)
+    gout = torch.randn(xu.shape, dtype=xu.dtype, generator=torch.Generator().manual_seed(9))
+    leaves = [xu, W, h0, act.bias]
+
+    ref = torch.stack(reference_recurrence(xu, W, act, h0))
+    ref_grads = torch.autograd.grad((ref * gout).sum(), leaves, allow_unused=True)
+    out = recurrence(xu, W, act, h0, engine="fused")
+    grads = torch.autograd.grad((out * gout).sum(), leaves, allow_unused=True)
+
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for g, r, name in zip(grads, ref_grads, ["xu", "W", "h0", "b"]):
+        if kind != "modrelu" and name == "b":
+            assert g is None and r is None  # tanh/relu fold b into xu
+            continue
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10, msg=f"d/d{name}")
+
+
+def test_fused_gradcheck_modrelu():
+    act, W, xu, h0 = _case("modrelu", T=6, B=2, n=4, seed=1)
+    b = act.bias.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda xu, W, b, h0: fused.recurrence(xu, W, b, h0, "modrelu"), (xu, W, b, h0))
+
+
+def test_fused_float32_close_to_reference_over_long_sequences():
+    act, W, xu, h0 = _case("modrelu", T=500, B=4, n=16, seed=2, dtype=torch.float32)
+    with torch.no_grad():
+        ref = torch.stack(reference_recurrence(xu, W, act, h0))
+        out = recurrence(xu, W, act, h0, engine="fused")
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_engine_choice():
+    act, W, xu, _ = _case("tanh")
+    assert resolve_engine("auto", xu, act) == "fused"
+    cact = ACTIVATIONS["modrelu"](7, complex=True)
+    cxu = torch.randn(3, 2, 7, dtype=torch.complex64)
+    assert resolve_engine("auto", cxu, cact) in ("fused", "reference")
+    with pytest.raises(ConfigError, match="engine"):
+        create_model("scornn", d_in=1, d_out=1, hidden=4, engine="warp")
+
+
+@pytest.mark.parametrize("name", ["scornn", "exprnn", "torch_cayley", "geotorch_expm", "eurnn"])
+def test_recurrent_matrix_computed_once_per_forward(name, monkeypatch):
+    model = create_model(name, d_in=2, d_out=2, hidden=6)
+    calls = []
+    original = type(model.transition).matrix
+    monkeypatch.setattr(type(model.transition), "matrix",
+                        lambda self: calls.append(1) or original(self))
+    model(torch.randn(3, 50, 2)).sum().backward()
+    assert len(calls) == 1

@@ -1,0 +1,137 @@
+"""The report rendered from the checked-in fixture store (tests/fixtures/report.db)."""
+
+import hashlib
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from reports.render import render_report
+from suite.store import Store
+
+FIXTURE = Path(__file__).parent / "fixtures" / "report.db"
+FIGURES = ("curves-step", "curves-time", "metric-vs-params", "time-per-step", "spectra", "eigen-angles",
+           "orthogonality", "grad-profile")
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.links, self.scripts, self.text = [], [], 0, []
+        self._cell, self.rows = None, []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a)
+        if tag in ("a", "link") and "href" in a:
+            self.links.append(a["href"])
+        if tag == "script":
+            self.scripts += 1
+        if tag == "tr":
+            self.rows.append([])
+        if tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self.rows:
+            self.rows[-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    db = tmp / "report.db"
+    shutil.copy(FIXTURE, db)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    index = render_report(db, tmp / "out")
+    after = hashlib.sha256(db.read_bytes()).hexdigest()
+    html = index.read_text()
+    page = _Page()
+    page.feed(html)
+    return {"index": index, "html": html, "page": page, "db_unchanged": before == after, "db": db}
+
+
+def test_reports_never_write_to_the_store(rendered):
+    assert rendered["db_unchanged"]
+
+
+def test_every_task_has_its_table_baseline_and_figures(rendered):
+    html, page, out = rendered["html"], rendered["page"], rendered["index"].parent
+    for task in ("adding", "copying", "mnist"):
+        assert f'id="task-{task}"' in html
+        for fig in FIGURES:
+            assert (out / f"{task}-{fig}.png").is_file()
+            assert f'src="{task}-{fig}.png"' in html
+    srcs = [img["src"] for img in page.images]
+    assert len(srcs) == 4 * len(FIGURES) == len(set(srcs))
+    for src in srcs:
+        data = (out / src).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+    baselines = [r for r in page.rows if r and r[0] == "memoryless baseline"]
+    assert len(baselines) == 4
+    # copying T=8, K=3: K log 8 / (T + 2K) = 0.4456, recall baseline 1/8
+    assert any(r[3] == "0.125" and r[-1] == "loss 0.4456" for r in baselines)
+    assert any(r[3] == "0.1667" for r in baselines)  # adding: 1/6
+
+
+def test_table_values_come_from_the_store(rendered):
+    page = rendered["page"]
+    store = Store(rendered["db"], read_only=True)
+    runs = [r for r in store.runs(task="copying", model="scornn")]
+    values = [r["summary"]["test_at_best_val"] for r in runs]
+    mean = sum(values) / 2
+    std = (sum((v - mean) ** 2 for v in values)) ** 0.5  # sample std with n - 1 = 1
+    row = next(r for r in page.rows if r[:1] == ["scornn"] and "(2)" in r[3])
+    assert row[3] == f"{mean:.4g} ± {std:.2g} (2)"
+    assert row[1] == f"{runs[0]['params_total']:,}"
+    assert "finished 2" in row[8]
+    statuses = " ".join(r[8] for r in page.rows if len(r) > 8)
+    assert "diverged 1" in statuses and "running 1" in statuses
+
+
+def test_published_numbers_beside_matching_runs(rendered):
+    page, html = rendered["page"], rendered["html"]
+    row = next(r for r in page.rows if r[:1] == ["scornn"] and "0.972" in r[-1])  # mnist, n=170
+    assert "arXiv:1901.08428" in row[-1]
+    assert re.search(r"<td>mnist</td><td>scornn</td><td class=\"num\">170</td>", html)
+    assert "arXiv:1707.09520v3" in html  # every published number states its source
+
+
+def test_strings_from_the_store_are_escaped(rendered):
+    html, page = rendered["html"], rendered["page"]
+    assert '<script>alert("model")' not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#34;model&#34;)&lt;/script&gt;&amp;" in html
+    assert page.scripts == 0
+    assert any(r and r[0] == '<script>alert("model")</script>&' for r in page.rows)  # shown as text
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+\.png", img["src"]) for img in page.images)
+
+
+def test_page_works_offline(rendered):
+    html, page = rendered["html"], rendered["page"]
+    external = [u for u in page.links + [i["src"] for i in page.images] if "://" in u]
+    assert external == []
+    assert "@import" not in html and "<style>" in html
+
+
+def test_environment_and_configuration(rendered):
+    page = rendered["page"]
+    import torch
+
+    env_rows = [r for r in page.rows if len(r) == 8 and r[1] == torch.__version__]
+    assert env_rows and env_rows[0][2] == "cpu"
+    assert "Shared by every run" in rendered["html"] and "batch_size=8" in rendered["html"]
+
+
+def test_empty_store_renders_a_hint(tmp_path):
+    Store(tmp_path / "s.db").close()
+    html = render_report(tmp_path / "s.db").read_text()
+    assert "holds no runs yet" in html
