@@ -59,3 +59,14 @@ def report(session: nox.Session) -> None:
 def speed(session: nox.Session) -> None:
     """Training-step time against nn.RNN, side by side (issue #5's ratios)."""
     _suite(session, "speed", *session.posargs)
+
+
+@nox.session(venv_backend="venv", reuse_venv=True)
+def triton36(session: nox.Session) -> None:
+    """The Triton kernel's tests under Triton 3.6.0 (PyTorch 2.11's release), interpreted, in its own venv."""
+    session.install("torch==2.13.0")
+    session.install("-e", ".")
+    # Triton 3.6's interpreter predates NumPy 2.3 (it converts 1-element arrays to scalars)
+    session.install("triton==3.6.0", "numpy<2.3", "pytest")
+    session.run("python", "-m", "pytest", "-o", "addopts=", "tests/test_triton.py", *session.posargs,
+                env={"TRITON_INTERPRET": "1"})

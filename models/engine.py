@@ -19,7 +19,7 @@ from torch import nn
 from models.base import RecurrentModel
 from suite.errors import ConfigError, check_choice
 
-ENGINES = ("auto", "fused", "triton", "reference")
+ENGINES = ("auto", "fused", "triton", "triton-tf32", "triton-bf16", "reference")
 
 
 class Activation(nn.Module):
@@ -101,16 +101,15 @@ def reference_recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
 
 
 def resolve_engine(engine: str, xu: torch.Tensor, act: Activation) -> str:
-    """The engine ``auto`` picks: Triton on CUDA, the fused kernel elsewhere, else the reference."""
+    """The engine ``auto`` picks: Triton on CUDA (real float32 states), the fused kernel where the
+    activation allows, else the reference loop."""
     from models import fused
 
     if engine != "auto":
         return engine
-    if not fused.supports(act.kind, xu):
-        return "reference"
-    if xu.is_cuda and fused.triton_available():
+    if xu.is_cuda and fused.triton_supports(act.kind, xu) and fused.triton_available():
         return "triton"
-    return "fused"
+    return "fused" if fused.supports(act.kind, xu) else "reference"
 
 
 def recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
@@ -121,16 +120,18 @@ def recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
     engine = resolve_engine(engine, xu, act)
     if engine == "reference":
         return torch.stack(reference_recurrence(xu, W, act, h0))
-    if not fused.supports(act.kind, xu):
+    ok = fused.triton_supports(act.kind, xu) if engine.startswith("triton") else fused.supports(act.kind, xu)
+    if not ok:
         raise ConfigError(
             f"engine={engine!r} has no kernel for activation {act.kind!r} with "
             f"{'complex' if xu.is_complex() else 'real'} {xu.dtype}; use engine='reference' or 'auto'"
         )
     bias = None if act.fold_bias else act.bias
-    if engine == "triton":
+    if engine.startswith("triton"):
         from models import triton_rnn
 
-        return triton_rnn.recurrence(xu, W, bias, h0, act.kind)
+        precision = engine.partition("-")[2] or "ieee"
+        return triton_rnn.recurrence(xu, W, bias, h0, act.kind, precision=precision)
     return fused.recurrence(xu, W, bias, h0, act.kind)
 
 
@@ -169,15 +170,16 @@ class RecurrentNet(RecurrentModel):
     def after_step(self, step: int) -> None:
         self.transition.after_step(step)
 
-    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
-        xu = self.input(x)
-        if self.transition.is_complex:
+    def _inputs(self, x: torch.Tensor, complex_form: bool = True) -> torch.Tensor:
+        xu = self.input(x).transpose(0, 1)  # (T, B, n): time-major for unbind
+        if self.transition.is_complex and complex_form:
             xu = torch.complex(xu[..., : self.hidden], xu[..., self.hidden:])
         if self.act.fold_bias:
             xu = xu + self.act.bias
-        return xu.transpose(0, 1)  # (T, B, n): time-major for unbind
+        return xu
 
     def _readout(self, H: torch.Tensor) -> torch.Tensor:
+        """H: (T, B, n) real, (T, B, n) complex, or (T, B, 2n) = [Re | Im] from the fused complex path."""
         H = H[-1] if self.output == "last" else H.transpose(0, 1)
         if H.is_complex():
             H = torch.cat([H.real, H.imag], dim=-1)
@@ -185,6 +187,12 @@ class RecurrentNet(RecurrentModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         W = self.transition.matrix()
+        if self.transition.is_complex and self.engine in ("auto", "fused"):
+            from models import fused  # real form end to end: no complex tensors in the hot path
+
+            X = self._inputs(x, complex_form=False)
+            if fused.supports(self.act.kind, X) and self.act.kind == "modrelu":
+                return self._readout(fused.complex_recurrence(X, W, self.act.bias))
         return self._readout(recurrence(self._inputs(x), W, self.act, engine=self.engine))
 
     def trajectory(self, x):

@@ -1,6 +1,6 @@
 """A fused recurrence with a hand-written backward, for any device torch runs on.
 
-    h_t = act(h_{t-1} W^T + u_t),  act in {modrelu (with bias b), tanh, relu}
+    h_t = act(h_{t-1} W^T + u_t),  act in {modrelu (with bias b), tanh, relu}; complex modrelu too
 
 Why it is faster than autograd through the time loop: the forward writes into one preallocated
 (T+1, B, n) buffer with ``out=`` ops and records no graph; the backward needs only one matmul and one
@@ -10,11 +10,20 @@ the loop instead of T small ones.
 
 modReLU facts used by the backward (real case): h = sign(z) relu(|z| + b) is nonzero exactly where
 z != 0 and |z| + b > 0; there dh/dz = 1 and dh/db = sign(z) = sign(h).
+
+Complex modReLU, h = z relu(r + b) / r with r = |z|, seen as a map of R^2: where r + b > 0 its
+Jacobian is c1 I - c2 u u^T with u = z / r, c1 = (r + b) / r, c2 = b / r, and dh/db = u. All of u,
+c1, c2 follow from the output (|h| = r + b), so the backward again precomputes them for every step
+at once; per step it needs p = Re(conj(u) g) and dz = c1 g - c2 u p, then the adjoint matmul. The
+complex recurrence runs in real form, [Re z, Im z] = [Re h, Im h] M with M = [[Re W^T, Im W^T],
+[-Im W^T, Re W^T]], so gradients are plain real ones (torch's complex convention, dL/dRe + i dL/dIm,
+is the same pair).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 
@@ -22,16 +31,24 @@ KINDS = ("modrelu", "tanh", "relu")
 
 
 def supports(kind: str, xu: torch.Tensor) -> bool:
-    return kind in KINDS and not xu.is_complex() and xu.dtype in (torch.float32, torch.float64)
+    if xu.is_complex():
+        return kind == "modrelu" and xu.dtype in (torch.complex64, torch.complex128)
+    return kind in KINDS and xu.dtype in (torch.float32, torch.float64)
 
 
 @functools.cache
 def triton_available() -> bool:
+    """Triton can run: on a CUDA device, or on CPU tensors under TRITON_INTERPRET=1."""
     try:
         import triton  # noqa: F401
     except ImportError:
         return False
-    return torch.cuda.is_available()
+    return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def triton_supports(kind: str, xu: torch.Tensor) -> bool:
+    """The Triton kernel: real states, float32 (inputs in lower precision are upcast)."""
+    return kind in KINDS and xu.dtype in (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _activate(kind: str, h: torch.Tensor, b: torch.Tensor | None, tmp: torch.Tensor) -> None:
@@ -80,7 +97,7 @@ class FusedRecurrence(torch.autograd.Function):
         Hout = H[1:]
         D = _derivative(kind, Hout)
         gs = gH.contiguous().unbind(0)
-        dZ = torch.empty_like(D)
+        dZ = D.new_empty(D.shape)
         dZs, Ds = dZ.unbind(0), D.unbind(0)
         Wc = W.contiguous()
         dh = gs[T - 1].clone()
@@ -95,12 +112,94 @@ class FusedRecurrence(torch.autograd.Function):
         return (dZ if need_xu else None), dW, db, dh0, None
 
 
+def realify(W: torch.Tensor) -> torch.Tensor:
+    """M (2n x 2n, real) with [Re h, Im h] @ M = [Re z, Im z] for z = h W^T (differentiable)."""
+    Wr, Wi = W.real.t(), W.imag.t()
+    return torch.cat([torch.cat([Wr, Wi], 1), torch.cat([-Wi, Wr], 1)], 0)
+
+
+class FusedComplexModReLU(torch.autograd.Function):
+    """The complex recurrence in real form: states are [Re h | Im h] rows of a real (T+1, B, 2n) buffer,
+    one real GEMM per step, and only real elementwise ops (mixed complex/real ops on CPU convert and
+    copy). Inputs X (T, B, 2n) and M = realify(W); returns H (T, B, 2n)."""
+
+    @staticmethod
+    def forward(ctx, X, M, b, h0):
+        T, B, n2 = X.shape
+        n = n2 // 2
+        H = X.new_empty(T + 1, B, n2)
+        H[0] = 0 if h0 is None else h0
+        Hs, xs = H.unbind(0), X.unbind(0)
+        Md, bd = M.detach().contiguous(), b.detach()
+        r, m = bd.new_empty(B, n), bd.new_empty(B, n)
+        tiny = torch.finfo(bd.dtype).tiny
+        for t in range(T):
+            z = Hs[t + 1]
+            torch.addmm(xs[t], Hs[t], Md, out=z)
+            zr, zi = z[:, :n], z[:, n:]
+            torch.hypot(zr, zi, out=r)
+            torch.add(r, bd, out=m).relu_().div_(r.clamp_min_(tiny))  # relu(r + b) / r
+            zr.mul_(m)
+            zi.mul_(m)
+        ctx.save_for_backward(Md, bd, H)
+        return H[1:]
+
+    @staticmethod
+    def backward(ctx, gH):
+        M, b, H = ctx.saved_tensors
+        T, B, n2 = gH.shape
+        n = n2 // 2
+        hr, hi = H[1:, :, :n], H[1:, :, n:]
+        mag = torch.hypot(hr, hi)  # r + b where the unit is active, exactly 0 elsewhere
+        active = mag > 0
+        r = torch.where(active, mag - b, 1.0)
+        c1 = mag / r
+        c2 = (b / r) * active
+        inv = 1 / torch.where(active, mag, 1.0)
+        ur, ui = hr * inv, hi * inv
+        w2r, w2i = c2 * ur, c2 * ui
+        c1s, urs, uis, w2rs, w2is = (x.unbind(0) for x in (c1, ur, ui, w2r, w2i))
+        gs = gH.contiguous().unbind(0)
+        dZ = gH.new_empty(2, T, B, n)  # Re and Im planes kept apart: out= views stay contiguous
+        P = mag.new_empty(mag.shape)  # Re(conj(u) g) per step: the modReLU bias gradient
+        dZr, dZi, Ps = dZ[0].unbind(0), dZ[1].unbind(0), P.unbind(0)
+        Mt = M.t().contiguous()
+        Mr, Mi = Mt[:n], Mt[n:]
+        dh = gs[T - 1].clone()
+        for t in range(T - 1, -1, -1):
+            dhr, dhi = dh[:, :n], dh[:, n:]
+            p = Ps[t]
+            torch.mul(urs[t], dhr, out=p).addcmul_(uis[t], dhi)
+            torch.mul(dhr, c1s[t], out=dZr[t]).addcmul_(w2rs[t], p, value=-1)
+            torch.mul(dhi, c1s[t], out=dZi[t]).addcmul_(w2is[t], p, value=-1)
+            if t > 0:
+                torch.addmm(gs[t - 1], dZr[t], Mr, out=dh).addmm_(dZi[t], Mi)
+        need_X, need_M, need_b, need_h0 = ctx.needs_input_grad
+        dX = torch.cat([dZ[0], dZ[1]], -1) if need_X or need_M or need_h0 else None
+        dM = H[:-1].reshape(-1, n2).t() @ dX.reshape(-1, n2) if need_M else None
+        db = P.sum((0, 1)) if need_b else None
+        dh0 = dX[0] @ Mt if need_h0 else None
+        return (dX if need_X else None), dM, db, dh0
+
+
+def complex_recurrence(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
+                       h0: torch.Tensor | None = None) -> torch.Tensor:
+    """Complex modReLU recurrence in real form: X (T, B, 2n) = [Re u | Im u], W complex (n, n);
+    returns [Re h_t | Im h_t] for every step, (T, B, 2n)."""
+    return FusedComplexModReLU.apply(X, realify(W).to(X.dtype), b.to(X.dtype), h0)
+
+
 def recurrence(xu: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None,
                h0: torch.Tensor | None, kind: str) -> torch.Tensor:
     """All hidden states (T, B, n); ``b`` is the modReLU bias (None for tanh and relu)."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown activation {kind!r}; valid: {', '.join(KINDS)}")
+    if not supports(kind, xu):
+        raise ValueError(f"no fused kernel for activation {kind!r} on {xu.dtype}; valid: "
+                         f"{', '.join(KINDS)} (real), modrelu (complex)")
     if kind == "modrelu" and b is None:
         raise ValueError("modrelu needs its bias b")
-    W = W.to(xu.dtype)
-    return FusedRecurrence.apply(xu, W, b, h0, kind)
+    if xu.is_complex():  # complex in, complex out (the engine calls complex_recurrence directly)
+        n = xu.shape[-1]
+        h02 = None if h0 is None else torch.cat([h0.real, h0.imag], -1)
+        H = complex_recurrence(torch.cat([xu.real, xu.imag], -1), W, b, h02)
+        return torch.complex(H[..., :n], H[..., n:])
+    return FusedRecurrence.apply(xu, W.to(xu.dtype), b, h0, kind)

@@ -268,17 +268,29 @@ def cmd_report(args) -> int:
 def cmd_speed(args) -> int:
     import torch
 
-    from suite.speed import SpeedCase, format_table, speed_table
+    from suite.speed import TARGETS, SpeedCase, format_table, speed_table
 
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    case = SpeedCase(n=args.n, T=args.T, B=args.B, device=device)
-    models = _expand(MODELS, args.models, ["scornn", "exprnn", "torch_cayley", "rnn", "eurnn", "lstm"])
-    rows = speed_table(models + [m for m in args.baselines.split(",") if m], case, args.baseline,
-                       rounds=args.rounds)
-    print(format_table(rows, case, args.baseline))
-    return 0
+    target = TARGETS["gpu" if device.startswith("cuda") else "cpu"]
+    case = SpeedCase(**{**target["case"], **{k: v for k, v in (("n", args.n), ("T", args.T), ("B", args.B))
+                                              if v is not None}}, device=device)
+    baseline = args.baseline or target["baseline"]
+    if args.models:
+        models = []
+        for spec in args.models.split(","):
+            name, at, engine = spec.strip().partition("@")
+            models += [m + at + engine for m in _expand(MODELS, name, [])]
+    else:
+        models = target["models"]
+    rows = speed_table(models + [m for m in args.baselines.split(",") if m], case, baseline, rounds=args.rounds)
+    print(format_table(rows, case, baseline))
+    limits = target["limit"] if not args.models else {}
+    missed = {r["model"] for r in rows if r["model"] in limits and r["ratio"] > limits[r["model"]]}
+    for m, limit in limits.items():
+        print(f"target: {m} <= {limit}x {baseline}: {'MISSED' if m in missed else 'met'}")
+    return 1 if missed else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -324,12 +336,14 @@ def parser() -> argparse.ArgumentParser:
     rep.set_defaults(fn=cmd_report)
 
     sp = sub.add_parser("speed", help="training-step time of models against nn.RNN, side by side")
-    sp.add_argument("--models", help="comma-separated names or patterns")
-    sp.add_argument("--baseline", default="nn.RNN(tanh)", choices=["nn.RNN(tanh)", "nn.RNN(relu)"])
+    sp.add_argument("--models", help="comma-separated names or patterns, each optionally @engine "
+                    "(scornn@triton-bf16); default: the issue's target rows for the device")
+    sp.add_argument("--baseline", default=None, choices=["nn.RNN(tanh)", "nn.RNN(relu)"],
+                    help="default: nn.RNN(tanh) on CPU, cuDNN nn.RNN(relu) on CUDA")
     sp.add_argument("--baselines", default="", help="extra reference rows, e.g. nn.RNN(relu)")
-    sp.add_argument("--n", type=int, default=190)
-    sp.add_argument("--T", type=int, default=1000)
-    sp.add_argument("--B", type=int, default=32)
+    sp.add_argument("--n", type=int, default=None, help="hidden size (default 190)")
+    sp.add_argument("--T", type=int, default=None, help="sequence length (default 1000)")
+    sp.add_argument("--B", type=int, default=None, help="batch (default 32 on CPU, 128 on CUDA)")
     sp.add_argument("--device", default="auto")
     sp.add_argument("--rounds", type=int, default=5)
     sp.set_defaults(fn=cmd_speed)

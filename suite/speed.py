@@ -17,6 +17,17 @@ from torch import nn
 from suite.registry import create_model
 from suite.seeding import seeded
 
+# The issues' targets: model rows and the baseline each is measured against.
+TARGETS = {
+    "cpu": {"case": dict(n=190, T=1000, B=32), "baseline": "nn.RNN(tanh)",
+            "models": ["rnn@fused", "scornn@fused", "scornn@reference", "exprnn", "torch_cayley", "eurnn", "lstm"],
+            "limit": {"rnn@fused": 0.9, "scornn@fused": 0.9}},
+    "gpu": {"case": dict(n=190, T=1000, B=128), "baseline": "nn.RNN(relu)",
+            "models": ["rnn@triton", "scornn@triton", "scornn@triton-tf32", "scornn@triton-bf16",
+                       "rnn@triton-bf16", "scornn@fused", "scornn@reference", "eurnn", "lstm"],
+            "limit": {"scornn@triton": 1.5, "rnn@triton": 1.5}},
+}
+
 
 @dataclass(frozen=True)
 class SpeedCase:
@@ -56,6 +67,10 @@ def step_fn(model: nn.Module, case: SpeedCase) -> Callable[[], None]:
 
 
 def build(name: str, case: SpeedCase, **options) -> nn.Module:
+    """A model by registry name; ``name@engine`` picks the recurrence engine (e.g. scornn@triton-bf16)."""
+    name, _, engine = name.partition("@")
+    if engine:
+        options = {**options, "engine": engine}
     with seeded(0):
         if name.startswith("nn.RNN"):
             model = TorchRNN(case, name.split("(")[1].rstrip(")"))
@@ -85,7 +100,7 @@ def speed_table(models: list[str], case: SpeedCase, baseline: str = "nn.RNN(tanh
     """Rows of {name, ms, ratio} with ratio = time / time of ``baseline`` (measured in the same run)."""
     options = options or {}
     names = [baseline] + [m for m in models if m != baseline]
-    steps = {m: step_fn(build(m.split("[")[0], case, **options.get(m, {})), case) for m in names}
+    steps = {m: step_fn(build(m, case, **options.get(m, {})), case) for m in names}
     med = measure(steps, rounds=rounds)
     return [{"model": m, "ms": med[m] * 1e3, "ratio": med[m] / med[baseline]} for m in names]
 
@@ -93,6 +108,6 @@ def speed_table(models: list[str], case: SpeedCase, baseline: str = "nn.RNN(tanh
 def format_table(rows: list[dict], case: SpeedCase, baseline: str) -> str:
     head = (f"training step (forward + backward), n={case.n}, T={case.T}, B={case.B}, "
             f"device={case.device}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    lines = [f"{'model':<24}{'ms':>10}{'x ' + baseline:>22}"]
-    lines += [f"{r['model']:<24}{r['ms']:>10.1f}{r['ratio']:>22.2f}" for r in rows]
+    lines = [f"{'model':<28}{'ms':>10}{'x ' + baseline:>22}"]
+    lines += [f"{r['model']:<28}{r['ms']:>10.1f}{r['ratio']:>22.2f}" for r in rows]
     return head + "\n".join(lines)

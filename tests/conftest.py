@@ -1,7 +1,13 @@
 import os
 
-import pytest
 import torch
+
+# Triton's kernels run on CPU tensors through its interpreter when there is no GPU. The variable must
+# be set before anything imports triton, hence here, at conftest import.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest
 
 from suite.registry import MODELS
 
