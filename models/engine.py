@@ -100,6 +100,9 @@ def reference_recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
     return hs
 
 
+_TRITON_BROKEN: list[str] = []  # the auto-chosen Triton kernel failed here once: do not retry
+
+
 def resolve_engine(engine: str, xu: torch.Tensor, act: Activation) -> str:
     """The engine ``auto`` picks: Triton on CUDA (real float32 states), the fused kernel where the
     activation allows, else the reference loop."""
@@ -107,7 +110,7 @@ def resolve_engine(engine: str, xu: torch.Tensor, act: Activation) -> str:
 
     if engine != "auto":
         return engine
-    if xu.is_cuda and fused.triton_supports(act.kind, xu) and fused.triton_available():
+    if xu.is_cuda and not _TRITON_BROKEN and fused.triton_supports(act.kind, xu) and fused.triton_available():
         return "triton"
     return "fused" if fused.supports(act.kind, xu) else "reference"
 
@@ -115,9 +118,23 @@ def resolve_engine(engine: str, xu: torch.Tensor, act: Activation) -> str:
 def recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
                h0: torch.Tensor | None = None, engine: str = "auto") -> torch.Tensor:
     """All hidden states, shape (T, B, n), by the engine asked for (see ``ENGINES``)."""
+    chosen = resolve_engine(engine, xu, act)
+    if engine == "auto" and chosen == "triton":
+        try:
+            return _run(chosen, xu, W, act, h0)
+        except Exception as e:  # a Triton/driver mismatch must not stop a sweep: fall back, loudly
+            import warnings
+
+            _TRITON_BROKEN.append(f"{type(e).__name__}: {e}")
+            warnings.warn(f"the Triton recurrence failed ({_TRITON_BROKEN[0]}); using the fused torch path "
+                          "for the rest of this process", RuntimeWarning, stacklevel=2)
+            chosen = resolve_engine(engine, xu, act)
+    return _run(chosen, xu, W, act, h0)
+
+
+def _run(engine: str, xu, W, act, h0) -> torch.Tensor:
     from models import fused
 
-    engine = resolve_engine(engine, xu, act)
     if engine == "reference":
         return torch.stack(reference_recurrence(xu, W, act, h0))
     ok = fused.triton_supports(act.kind, xu) if engine.startswith("triton") else fused.supports(act.kind, xu)

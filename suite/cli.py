@@ -185,6 +185,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from suite.runner import resolve_device
+
+    resolve_device(args.device)  # a device that is not there stops before any work
     configs = plan(args)
     workers = args.workers
     if workers is None:

@@ -33,8 +33,8 @@ class RunConfig:
     clip: float | None = None  # gradient-norm clipping
     eval_every: int = 100  # steps between evaluations (val + test, orthogonality, checkpoint)
     eval_batch_size: int = 500
-    eigen_every: int | None = None  # spectrum every k evaluations (None: at init, halfway, end)
-    profile_every: int | None = None  # ||dL/dh_t|| every k evaluations (None: at init and end)
+    eigen_every: int = 1  # spectrum every k evaluations (and always at init and at the end)
+    profile_every: int = 1  # ||dL/dh_t|| every k evaluations (and always at init and at the end)
     checkpoint_every: int | None = None  # extra checkpoints between evaluations (None: none)
     model_options: tuple[tuple[str, object], ...] = ()
     task_options: tuple[tuple[str, object], ...] = field(default=())
@@ -49,7 +49,9 @@ class RunConfig:
         check_range("rmsprop_alpha", self.rmsprop_alpha, low=0, high=1, integer=False)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("orth_optimizer", self.orth_optimizer, OPTIMIZERS)
-        for name in ("hidden", "eigen_every", "profile_every", "checkpoint_every"):
+        check_range("eigen_every", self.eigen_every, low=1)
+        check_range("profile_every", self.profile_every, low=1)
+        for name in ("hidden", "checkpoint_every"):
             if getattr(self, name) is not None:
                 check_range(name, getattr(self, name), low=1)
         if self.clip is not None:

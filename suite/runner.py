@@ -44,11 +44,14 @@ class Outcome:
 
 
 def resolve_device(device: str) -> torch.device:
+    n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    valid = ["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(n_gpu)] if n_gpu else [])
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SuiteError(f"device={device!r} asked for, but torch {torch.__version__} sees no CUDA "
-                         "device; valid here: auto, cpu")
+        return torch.device("cuda" if n_gpu else "cpu")
+    if device not in valid:
+        seen = f"sees {n_gpu} CUDA device(s)" if n_gpu else "sees no CUDA device"
+        raise SuiteError(f"invalid device={device!r}: torch {torch.__version__} {seen}; valid here: "
+                         f"{', '.join(valid)}")
     return torch.device(device)
 
 
@@ -271,10 +274,6 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
             start = 0
     _prune_checkpoints(store, run_id, keep=start)
 
-    n_evals = config.steps // config.eval_every + (config.steps % config.eval_every != 0)
-    eigen_every = config.eigen_every or max(1, n_evals // 2)
-    profile_every = config.profile_every or n_evals
-
     def record_eval(step: int) -> None:
         k = state["evals"]
         for split in ("val", "test"):
@@ -282,9 +281,9 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
                 records.metrics.append((step, f"{split}/{name}", value))
         if measures_orthogonality(model):
             records.metrics.append((step, "orth_error", orthogonality_error(model.recurrent_matrix())))
-        if step == 0 or step == config.steps or k % eigen_every == 0:
+        if step == 0 or step == config.steps or k % config.eigen_every == 0:
             records.spectra.append((step, spectrum(model)))
-        if step == 0 or step == config.steps or k % profile_every == 0:
+        if step == 0 or step == config.steps or k % config.profile_every == 0:
             records.profiles.append((step, gradient_profile(model, task, dev)))
 
     def commit(step: int, **fields) -> None:

@@ -15,13 +15,14 @@ Synthetic tasks are built on pure data functions that take an explicit ``torch.G
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
-from suite.errors import check_choice
+from suite.errors import ConfigError, check_choice
 
 SPLITS = ("val", "test")
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -119,6 +120,34 @@ class DatasetTask(Task):
         x, y = self.arrays(split)
         for i in range(0, len(x), batch_size):
             yield x[i: i + batch_size], y[i: i + batch_size]
+
+
+@dataclass(frozen=True)
+class TenClassTask(DatasetTask):
+    """Classify a sequence into 10 classes from its last step; chance (and memoryless) accuracy 0.1."""
+
+    output = "last"
+    metric = "accuracy"
+    higher_is_better = True
+    d_out = 10
+
+    def loss(self, out, y):
+        return torch.nn.functional.cross_entropy(out, y)
+
+    def scores(self, out, y):
+        return classification_scores(out, y)
+
+    def baseline(self):
+        return {"loss": math.log(10), "accuracy": 0.1}
+
+
+def hold_out(n: int, val_size: int, split: str, key: int, where: str) -> torch.Tensor:
+    """Row indices of ``split`` ("train" or "val") when ``val_size`` of ``n`` training rows, chosen by
+    a fixed permutation, are held out for validation."""
+    if val_size >= n:
+        raise ConfigError(f"invalid val_size={val_size} for {where}: must be below the {n} training rows")
+    order = torch.randperm(n, generator=generator(key))
+    return order[:val_size] if split == "val" else order[val_size:].sort().values
 
 
 @functools.lru_cache(maxsize=4)

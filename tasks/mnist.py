@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from suite.errors import ConfigError, DataMissingError, check_range
+from suite.errors import DataMissingError, check_range
 from suite.registry import register_task
-from tasks.base import DatasetTask, classification_scores, generator
+from tasks.base import TenClassTask, hold_out
 from tasks.data import atomic_write_bytes, data_root, read_idx
 
 FILES = {
@@ -97,17 +97,13 @@ def load_mnist(folder: Path, download_ok: bool) -> dict[str, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class PixelMNIST(DatasetTask):
+class PixelMNIST(TenClassTask):
     permuted: bool = False
     val_size: int = 5000
     data_dir: str | None = None
     download: bool = True
 
-    output = "last"
-    metric = "accuracy"
-    higher_is_better = True
     d_in = 1
-    d_out = 10
     length = 784
 
     @property
@@ -123,15 +119,6 @@ class PixelMNIST(DatasetTask):
     def arrays(self, split):
         return _split(self, split)
 
-    def loss(self, out, y):
-        return torch.nn.functional.cross_entropy(out, y)
-
-    def scores(self, out, y):
-        return classification_scores(out, y)
-
-    def baseline(self):
-        return {"loss": float(np.log(10)), "accuracy": 0.1}
-
 
 @functools.lru_cache(maxsize=6)
 def _split(task: PixelMNIST, split: str):
@@ -139,11 +126,7 @@ def _split(task: PixelMNIST, split: str):
     x = raw["test_x" if split == "test" else "train_x"]
     y = raw["test_y" if split == "test" else "train_y"]
     if split != "test":
-        if task.val_size >= len(x):
-            raise ConfigError(f"invalid val_size={task.val_size} for {task.name}: must be below the "
-                              f"{len(x)} training images")
-        order = torch.randperm(len(x), generator=generator(4)).numpy()
-        keep = order[: task.val_size] if split == "val" else np.sort(order[task.val_size:])
+        keep = hold_out(len(x), task.val_size, split, key=4, where=task.name).numpy()
         x, y = x[keep], y[keep]
     seq = torch.from_numpy(x.reshape(len(x), 784).astype(np.float32) / 255.0)
     if task.permuted:

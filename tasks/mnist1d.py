@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from suite.errors import ConfigError, check_range
+from suite.errors import check_range
 from suite.registry import register_task
-from tasks.base import DatasetTask, classification_scores, generator
+from tasks.base import TenClassTask, hold_out
 from tasks.data import atomic_write_bytes, cache_root
 
 
@@ -55,15 +55,11 @@ def generate() -> dict[str, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class MNIST1D(DatasetTask):
+class MNIST1D(TenClassTask):
     val_size: int = 500
 
     name = "mnist1d"
-    output = "last"
-    metric = "accuracy"
-    higher_is_better = True
     d_in = 1
-    d_out = 10
     length = 40
 
     def __post_init__(self):
@@ -72,25 +68,13 @@ class MNIST1D(DatasetTask):
     def arrays(self, split):
         return _split(self.val_size, split)
 
-    def loss(self, out, y):
-        return torch.nn.functional.cross_entropy(out, y)
-
-    def scores(self, out, y):
-        return classification_scores(out, y)
-
-    def baseline(self):
-        return {"loss": float(np.log(10)), "accuracy": 0.1}
-
 
 @functools.lru_cache(maxsize=6)
 def _split(val_size: int, split: str):
     d = generate()
     x, y = (d["x_test"], d["y_test"]) if split == "test" else (d["x"], d["y"])
     if split != "test":
-        if val_size >= len(x):
-            raise ConfigError(f"invalid val_size={val_size} for mnist1d: must be below {len(x)}")
-        order = torch.randperm(len(x), generator=generator(5)).numpy()
-        keep = order[:val_size] if split == "val" else np.sort(order[val_size:])
+        keep = hold_out(len(x), val_size, split, key=5, where="mnist1d").numpy()
         x, y = x[keep], y[keep]
     return (torch.from_numpy(x.astype(np.float32)).unsqueeze(-1).contiguous(),
             torch.from_numpy(y.astype(np.int64)))

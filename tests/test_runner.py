@@ -37,7 +37,8 @@ def test_a_run_records_everything(tmp_path):
     assert spectra[0][0] == 0 and spectra[-1][0] == 30 and len(spectra[0][1]) == 12
     assert all(abs(complex(*e)) == pytest.approx(1, abs=1e-5) for e in spectra[-1][1])
     profiles = store.profiles(out.run_id)
-    assert [p[0] for p in profiles] == [0, 30] and len(profiles[0][1]) == 8 + 6
+    assert [p[0] for p in profiles] == [0, 10, 20, 30] and len(profiles[0][1]) == 8 + 6
+    assert [s[0] for s in spectra] == [0, 10, 20, 30]
     s = run["summary"]
     for key in ("time_per_step", "samples_per_sec", "train_time", "wall_time", "peak_memory",
                 "best_val", "test_at_best_val", "final_orth_error"):
