@@ -1,6 +1,6 @@
 """Hyperparameter presets per (scale, model, task), applied in order: general first, specific last.
 
-Scale "quick" is the main job (``suite run`` with no arguments): small enough for about ten minutes on
+Scale "quick" is the main job (``suite run`` with no arguments): small enough for well under ten minutes on
 two CPU cores, large enough that the orthogonal models clearly beat the copying baseline.
 Scale "paper" carries the papers' hyperparameters; each preset names its source. Where the reference
 notes a value as unverified, the preset says so. CLI ``--set`` overrides win over every preset.
