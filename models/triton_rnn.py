@@ -78,32 +78,50 @@ def _act_derivative(h, KIND: tl.constexpr):
 
 
 @triton.jit
+def _tile(B, N, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
+    """This program's batch rows, all (padded) hidden columns, their masks and offsets in a (B, N) slab."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    cols = tl.arange(0, BLOCK_N)
+    rmask, cmask = rows < B, cols < N
+    return rows, cols, rmask, cmask, rmask[:, None] & cmask[None, :], rows[:, None] * N + cols[None, :]
+
+
+@triton.jit
+def _load_square(M, cols, cmask, N):
+    """An N x N row-major matrix, zero-padded to BLOCK_N x BLOCK_N."""
+    return tl.load(M + cols[:, None] * N + cols[None, :], mask=cmask[:, None] & cmask[None, :], other=0.0)
+
+
+@triton.jit
+def _panel_product(acc, A, rows, rmask, M, cols, cmask, N, PREC: tl.constexpr, EMULATE: tl.constexpr,
+                   BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """acc + A[rows, :] @ M, reading A's rows and M in BLOCK_K-wide panels (the streamed layout)."""
+    for k0 in tl.static_range(0, BLOCK_N, BLOCK_K):
+        kk = k0 + tl.arange(0, BLOCK_K)
+        kmask = kk < N
+        a = tl.load(A + rows[:, None] * N + kk[None, :], mask=rmask[:, None] & kmask[None, :], other=0.0)
+        m = tl.load(M + kk[:, None] * N + cols[None, :], mask=kmask[:, None] & cmask[None, :], other=0.0)
+        acc += _dot(a, m, PREC, EMULATE)
+    return acc
+
+
+@triton.jit
 def _forward_kernel(XU, WT, BIAS, H, B, N, T,
                     KIND: tl.constexpr, PREC: tl.constexpr, RESIDENT: tl.constexpr, EMULATE: tl.constexpr,
                     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """H[0] holds h_0 on entry; H[t+1] = act(H[t] W^T + XU[t]) for t < T. WT = W^T, contiguous."""
-    pid = tl.program_id(0)
-    rows = pid * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.arange(0, BLOCK_N)
-    rmask, cmask = rows < B, cols < N
-    mask = rmask[:, None] & cmask[None, :]
-    off = rows[:, None] * N + cols[None, :]
+    rows, cols, rmask, cmask, mask, off = _tile(B, N, BLOCK_B, BLOCK_N)
     b = tl.load(BIAS + cols, mask=cmask, other=0.0)
     step = B * N
     h = tl.load(H + off, mask=mask, other=0.0)
     if RESIDENT:
-        wt = tl.load(WT + cols[:, None] * N + cols[None, :], mask=cmask[:, None] & cmask[None, :], other=0.0)
+        wt = _load_square(WT, cols, cmask, N)
     for _ in range(T):
         z = tl.load(XU + off, mask=mask, other=0.0)
         if RESIDENT:
             z += _dot(h, wt, PREC, EMULATE)
         else:
-            for k0 in tl.static_range(0, BLOCK_N, BLOCK_K):
-                kk = k0 + tl.arange(0, BLOCK_K)
-                kmask = kk < N
-                hk = tl.load(H + rows[:, None] * N + kk[None, :], mask=rmask[:, None] & kmask[None, :], other=0.0)
-                wk = tl.load(WT + kk[:, None] * N + cols[None, :], mask=kmask[:, None] & cmask[None, :], other=0.0)
-                z += _dot(hk, wk, PREC, EMULATE)
+            z = _panel_product(z, H, rows, rmask, WT, cols, cmask, N, PREC, EMULATE, BLOCK_N, BLOCK_K)
         h = _act(z, b, KIND)
         XU += step
         H += step
@@ -118,15 +136,10 @@ def _backward_kernel(G, H, W, DZ, DH0, B, N, T,
                      BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """Adjoint: dh = G[T-1]; for t = T-1..0: DZ[t] = dh * act'(H[t+1]); dh = G[t-1] + DZ[t] W.
     The last dh (t = 0) is dL/dh_0, written to DH0."""
-    pid = tl.program_id(0)
-    rows = pid * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.arange(0, BLOCK_N)
-    rmask, cmask = rows < B, cols < N
-    mask = rmask[:, None] & cmask[None, :]
-    off = rows[:, None] * N + cols[None, :]
+    rows, cols, rmask, cmask, mask, off = _tile(B, N, BLOCK_B, BLOCK_N)
     step = B * N
     if RESIDENT:
-        w = tl.load(W + cols[:, None] * N + cols[None, :], mask=cmask[:, None] & cmask[None, :], other=0.0)
+        w = _load_square(W, cols, cmask, N)
     G += (T - 1) * step
     H += T * step
     DZ += (T - 1) * step
@@ -142,12 +155,7 @@ def _backward_kernel(G, H, W, DZ, DH0, B, N, T,
             acc += _dot(dz, w, PREC, EMULATE)
         else:
             tl.debug_barrier()  # dz must be visible to the whole program before it is re-read by panels
-            for k0 in tl.static_range(0, BLOCK_N, BLOCK_K):
-                kk = k0 + tl.arange(0, BLOCK_K)
-                kmask = kk < N
-                dzk = tl.load(DZ + rows[:, None] * N + kk[None, :], mask=rmask[:, None] & kmask[None, :], other=0.0)
-                wk = tl.load(W + kk[:, None] * N + cols[None, :], mask=kmask[:, None] & cmask[None, :], other=0.0)
-                acc += _dot(dzk, wk, PREC, EMULATE)
+            acc = _panel_product(acc, DZ, rows, rmask, W, cols, cmask, N, PREC, EMULATE, BLOCK_N, BLOCK_K)
         dh = acc
         H -= step
         DZ -= step
