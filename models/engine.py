@@ -207,8 +207,8 @@ class RecurrentNet(RecurrentModel):
         if self.transition.is_complex and self.engine in ("auto", "fused"):
             from models import fused  # real form end to end: no complex tensors in the hot path
 
-            X = self._inputs(x, complex_form=False)
-            if fused.supports(self.act.kind, X) and self.act.kind == "modrelu":
+            X = self._inputs(x, complex_form=False)  # complex states always use modReLU
+            if fused.supports(self.act.kind, X):
                 return self._readout(fused.complex_recurrence(X, W, self.act.bias))
         return self._readout(recurrence(self._inputs(x), W, self.act, engine=self.engine))
 

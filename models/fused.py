@@ -36,6 +36,11 @@ def supports(kind: str, xu: torch.Tensor) -> bool:
     return kind in KINDS and xu.dtype in (torch.float32, torch.float64)
 
 
+def triton_interpreted() -> bool:
+    """True under TRITON_INTERPRET=1 (CPU tensors through Triton's interpreter)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 @functools.cache
 def triton_available() -> bool:
     """Triton can run: on a CUDA device, or on CPU tensors under TRITON_INTERPRET=1."""
@@ -43,7 +48,7 @@ def triton_available() -> bool:
         import triton  # noqa: F401
     except ImportError:
         return False
-    return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return torch.cuda.is_available() or triton_interpreted()
 
 
 def triton_supports(kind: str, xu: torch.Tensor) -> bool:

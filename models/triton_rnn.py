@@ -16,11 +16,11 @@ float32). Correctness is tested on CPU under TRITON_INTERPRET=1 against the refe
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
+
+from models.fused import triton_interpreted
 
 KIND = {"modrelu": 0, "tanh": 1, "relu": 2}
 PRECISION = {"ieee": 0, "tf32": 1, "bf16": 2}
@@ -162,11 +162,6 @@ def _backward_kernel(G, H, W, DZ, DH0, B, N, T,
     tl.store(DH0 + off, dh, mask=mask)
 
 
-def interpreted() -> bool:
-    """True under TRITON_INTERPRET=1 (CPU tensors through Triton's interpreter)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
 def _config(n: int, mode: str | None, block_k: int | None):
     block_n = max(16, triton.next_power_of_2(n))
     resident = block_n <= RESIDENT_MAX if mode is None else mode == "resident"
@@ -187,7 +182,7 @@ class TritonRecurrence(torch.autograd.Function):
         bias = xu.new_zeros(n) if b is None else b.detach().float().contiguous()
         grid = (triton.cdiv(B, block_b),)
         _forward_kernel[grid](xu, W.t().contiguous(), bias, H, B, n, T, KIND=KIND[kind],
-                              PREC=PRECISION[precision], RESIDENT=resident, EMULATE=interpreted(),
+                              PREC=PRECISION[precision], RESIDENT=resident, EMULATE=triton_interpreted(),
                               BLOCK_B=block_b, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=warps)
         ctx.save_for_backward(W, H)
         ctx.cfg = (kind, precision, resident, block_b, block_n, block_k, warps)
@@ -202,7 +197,7 @@ class TritonRecurrence(torch.autograd.Function):
         dh0 = gH.new_empty(B, n, dtype=torch.float32)
         _backward_kernel[(triton.cdiv(B, block_b),)](
             gH.contiguous().float(), H, W, dZ, dh0, B, n, T, KIND=KIND[kind], PREC=PRECISION[precision],
-            RESIDENT=resident, EMULATE=interpreted(), BLOCK_B=block_b, BLOCK_N=block_n, BLOCK_K=block_k,
+            RESIDENT=resident, EMULATE=triton_interpreted(), BLOCK_B=block_b, BLOCK_N=block_n, BLOCK_K=block_k,
             num_warps=warps)
         need_xu, need_W, need_b, need_h0 = ctx.needs_input_grad[:4]
         dW = dZ.reshape(-1, n).t() @ H[:-1].reshape(-1, n) if need_W else None

@@ -9,12 +9,13 @@ triton = pytest.importorskip("triton")
 
 from models import triton_rnn  # noqa: E402
 from models.engine import ACTIVATIONS, reference_recurrence  # noqa: E402
+from models.fused import triton_interpreted  # noqa: E402
 from suite.errors import ConfigError  # noqa: E402
 from suite.registry import create_model  # noqa: E402
 from suite.seeding import seeded  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-if DEVICE == "cpu" and not triton_rnn.interpreted():
+if DEVICE == "cpu" and not triton_interpreted():
     pytest.skip("no GPU and TRITON_INTERPRET is not set", allow_module_level=True)
 
 
