@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import platform
 import resource
 import signal
@@ -212,26 +211,6 @@ def threading_main() -> bool:
 
 
 # ---- one run ------------------------------------------------------------------------------------
-def _checkpoint_path(store: Store, run_id: str, step: int) -> Path:
-    return store.checkpoint_dir(run_id) / f"step-{step}.pt"
-
-
-def _save_checkpoint(store, run_id, step, model, opts, state) -> None:
-    path = _checkpoint_path(store, run_id, step)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"step": step, "model": model.state_dict(),
-                "optimizers": [o.state_dict() for o in opts], "state": state}, tmp)
-    os.replace(tmp, path)
-
-
-def _prune_checkpoints(store, run_id, keep: int) -> None:
-    folder = store.checkpoint_dir(run_id)
-    for p in folder.glob("step-*.pt*"):
-        if p.name != f"step-{keep}.pt":
-            p.unlink(missing_ok=True)
-
-
 def execute(config: RunConfig, store: Store, device: str = "auto", force: bool = False,
             progress: bool = False) -> Outcome:
     run_id = config.run_id
@@ -262,9 +241,8 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
     records = Records.empty()
 
     if start > 0:
-        path = _checkpoint_path(store, run_id, start)
-        if path.is_file():
-            ckpt = torch.load(path, map_location=dev, weights_only=True)
+        ckpt = store.load_checkpoint(run_id, start, map_location=dev)
+        if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             for o, s in zip(opts, ckpt["optimizers"]):
                 o.load_state_dict(s)
@@ -272,7 +250,7 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
         else:  # records without their checkpoint cannot be continued consistently: start over
             store.reset(run_id)
             start = 0
-    _prune_checkpoints(store, run_id, keep=start)
+    store.prune_checkpoints(run_id, keep=start)
 
     def record_eval(step: int) -> None:
         k = state["evals"]
@@ -288,9 +266,10 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
 
     def commit(step: int, **fields) -> None:
         state["peak_memory"] = max(state["peak_memory"], peak_memory(dev))
-        _save_checkpoint(store, run_id, step, model, opts, state)
+        store.save_checkpoint(run_id, step, {"step": step, "model": model.state_dict(),
+                                             "optimizers": [o.state_dict() for o in opts], "state": state})
         store.commit(run_id, step, records, **fields)
-        _prune_checkpoints(store, run_id, keep=step)
+        store.prune_checkpoints(run_id, keep=step)
 
     session_start = time.perf_counter()
     if start == 0:

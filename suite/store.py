@@ -290,8 +290,37 @@ class Store:
                                   (run_id,)).fetchall()
         return [(r[0], json.loads(r[1])) for r in rows]
 
+    # ---- checkpoints: the runner reads and writes them only through these -------------------------
     def checkpoint_dir(self, run_id: str) -> Path:
         return self.checkpoints / run_id
+
+    def checkpoint_path(self, run_id: str, step: int) -> Path:
+        return self.checkpoint_dir(run_id) / f"step-{step}.pt"
+
+    def save_checkpoint(self, run_id: str, step: int, payload: dict) -> None:
+        """Write ``payload`` (tensors and plain data) atomically: a temp file, then a rename."""
+        import torch
+
+        path = self.checkpoint_path(run_id, step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, run_id: str, step: int, map_location=None) -> dict | None:
+        """The checkpoint of ``step``, or None when there is none."""
+        import torch
+
+        path = self.checkpoint_path(run_id, step)
+        if not path.is_file():
+            return None
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+    def prune_checkpoints(self, run_id: str, keep: int) -> None:
+        """Delete every checkpoint of ``run_id`` but step ``keep`` (and stale temp files)."""
+        for p in self.checkpoint_dir(run_id).glob("step-*.pt*"):
+            if p.name != f"step-{keep}.pt":
+                p.unlink(missing_ok=True)
 
     # ---- export ----------------------------------------------------------------------------------
     def dataframes(self):
