@@ -2,16 +2,17 @@
 
     .venv/bin/python -m pytest benchmarks --benchmark-enable -s
 
-Issue #2: a training step of any orthogonal model at n=190, T=1000, B=32 costs at most 1.2x
-torch.nn.RNN of the same size on CPU. Issue #5: the fused engine at most 0.9x nn.RNN(tanh) on CPU;
-on a GPU, the Triton engine within 1.5x of cuDNN nn.RNN(relu) at B=128. The ratio tables come from
+A training step of any orthogonal model at n=190, T=1000, B=32 costs at most 1.2x torch.nn.RNN of
+the same size on CPU; the fused engine at most 0.9x nn.RNN(tanh) on CPU; on a GPU, the Triton engine
+within 1.5x of cuDNN nn.RNN(relu) at B=128; every mission model within 1.5x of its own floor. The ratio tables come from
 one interleaved run each (suite.speed.measure); `suite speed` prints the same tables.
 """
 
 import pytest
 import torch
 
-from suite.speed import TARGETS, SpeedCase, build, format_table, speed_table, step_fn
+from suite.registry import list_models
+from suite.speed import FLOOR_LIMIT, TARGETS, SpeedCase, build, format_table, speed_table, step_fn
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TARGET = TARGETS["gpu" if DEVICE == "cuda" else "cpu"]
@@ -41,3 +42,14 @@ def test_fused_recurrence_targets():
     ratios = {r["model"]: r["ratio"] for r in rows}
     missed = {m: round(ratios[m], 2) for m, limit in TARGET["limit"].items() if ratios[m] > limit}
     assert not missed, f"over target: {missed} (limits {TARGET['limit']})"
+
+
+@pytest.mark.parametrize("case", [CASE, SpeedCase(n=190, T=120, B=128, device=DEVICE)], ids=["T1000-B32", "copying"])
+def test_every_mission_model_within_its_floor(case):
+    """Every mission model's training step within FLOOR_LIMIT x its own floor (the GEMMs it cannot avoid
+    and W's map), at the default case and at the copying setting (length 100 + 20, batch 128)."""
+    rows = speed_table(list_models(mission=True), case, TARGET["baseline"], rounds=3)
+    print("\n" + format_table(rows, case, TARGET["baseline"]))
+    over = {r["model"]: round(r["floor_ratio"], 2) for r in rows
+            if r["floor_ratio"] is not None and r["floor_ratio"] > FLOOR_LIMIT}
+    assert not over, f"over {FLOOR_LIMIT}x the floor: {over}"

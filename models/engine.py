@@ -116,12 +116,13 @@ def resolve_engine(engine: str, xu: torch.Tensor, act: Activation) -> str:
 
 
 def recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
-               h0: torch.Tensor | None = None, engine: str = "auto") -> torch.Tensor:
-    """All hidden states, shape (T, B, n), by the engine asked for (see ``ENGINES``)."""
+               h0: torch.Tensor | None = None, engine: str = "auto", inplace: bool = False) -> torch.Tensor:
+    """All hidden states, shape (T, B, n), by the engine asked for (see ``ENGINES``). ``inplace``: the
+    caller hands ``xu`` over, and the fused kernel may write the states over it."""
     chosen = resolve_engine(engine, xu, act)
     if engine == "auto" and chosen == "triton":
         try:
-            return _run(chosen, xu, W, act, h0)
+            return _run(chosen, xu, W, act, h0, inplace)
         except Exception as e:  # a Triton/driver mismatch must not stop a sweep: fall back, loudly
             import warnings
 
@@ -129,10 +130,10 @@ def recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
             warnings.warn(f"the Triton recurrence failed ({_TRITON_BROKEN[0]}); using the fused torch path "
                           "for the rest of this process", RuntimeWarning, stacklevel=2)
             chosen = resolve_engine(engine, xu, act)
-    return _run(chosen, xu, W, act, h0)
+    return _run(chosen, xu, W, act, h0, inplace)
 
 
-def _run(engine: str, xu, W, act, h0) -> torch.Tensor:
+def _run(engine: str, xu, W, act, h0, inplace: bool = False) -> torch.Tensor:
     from models import fused
 
     if engine == "reference":
@@ -149,7 +150,7 @@ def _run(engine: str, xu, W, act, h0) -> torch.Tensor:
 
         precision = engine.partition("-")[2] or "ieee"
         return triton_rnn.recurrence(xu, W, bias, h0, act.kind, precision=precision)
-    return fused.recurrence(xu, W, bias, h0, act.kind)
+    return fused.recurrence(xu, W, bias, h0, act.kind, inplace=inplace)
 
 
 class RecurrentNet(RecurrentModel):
@@ -188,19 +189,24 @@ class RecurrentNet(RecurrentModel):
         self.transition.after_step(step)
 
     def _inputs(self, x: torch.Tensor, complex_form: bool = True) -> torch.Tensor:
-        xu = self.input(x).transpose(0, 1)  # (T, B, n): time-major for unbind
+        """U x_t (+ b where it folds) for every step, time-major and contiguous: (T, B, n). x is
+        transposed before the projection (d_in is small), so no (T, B, n) buffer is ever copied."""
+        bias = self.act.bias if self.act.fold_bias else None
+        xu = nn.functional.linear(x.transpose(0, 1), self.input.weight, bias)
         if self.transition.is_complex and complex_form:
             xu = torch.complex(xu[..., : self.hidden], xu[..., self.hidden:])
-        if self.act.fold_bias:
-            xu = xu + self.act.bias
         return xu
 
     def _readout(self, H: torch.Tensor) -> torch.Tensor:
-        """H: (T, B, n) real, (T, B, n) complex, or (T, B, 2n) = [Re | Im] from the fused complex path."""
-        H = H[-1] if self.output == "last" else H.transpose(0, 1)
+        """H: (T, B, n) real, (T, B, n) complex, or (T, B, 2n) = [Re | Im] from the fused complex path.
+        The readout runs time-major (a contiguous GEMM); only its small (T, B, d_out) result is
+        transposed."""
+        if self.output == "last":
+            H = H[-1]
         if H.is_complex():
             H = torch.cat([H.real, H.imag], dim=-1)
-        return self.readout(H)
+        Y = self.readout(H)
+        return Y if self.output == "last" else Y.transpose(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         W = self.transition.matrix()
@@ -210,7 +216,7 @@ class RecurrentNet(RecurrentModel):
             X = self._inputs(x, complex_form=False)  # complex states always use modReLU
             if fused.supports(self.act.kind, X):
                 return self._readout(fused.complex_recurrence(X, W, self.act.bias))
-        return self._readout(recurrence(self._inputs(x), W, self.act, engine=self.engine))
+        return self._readout(recurrence(self._inputs(x), W, self.act, engine=self.engine, inplace=True))
 
     def trajectory(self, x):
         hs = reference_recurrence(self._inputs(x), self.transition.matrix(), self.act)

@@ -17,7 +17,10 @@ from torch import nn
 from suite.registry import create_model
 from suite.seeding import seeded
 
-# The issues' targets: model rows and the baseline each is measured against.
+# Speed targets: model rows, the baseline each is measured against, limits against the baseline and
+# against each model's own floor (``floor_fn``). On CPU the floor target holds at the default case and
+# at the copying case (T=120: length 100 + 20, B=128), ``suite speed --T 120 --B 128``.
+FLOOR_LIMIT = 1.5
 TARGETS = {
     "cpu": {"case": dict(n=190, T=1000, B=32), "baseline": "nn.RNN(tanh)",
             "models": ["rnn@fused", "scornn@fused", "scornn@reference", "exprnn", "torch_cayley", "eurnn", "lstm"],
@@ -56,11 +59,77 @@ def step_fn(model: nn.Module, case: SpeedCase) -> Callable[[], None]:
     x = torch.randn(case.B, case.T, case.d_in, generator=gen).to(case.device)
     y = torch.randint(0, case.d_out, (case.B, case.T), generator=gen).to(case.device)
 
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-5, alpha=0.9)
+
     def step():
         model.zero_grad(set_to_none=True)
         out = model(x)
         nn.functional.cross_entropy(out.reshape(-1, case.d_out), y.reshape(-1)).backward()
+        opt.step()
         if case.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    return step
+
+
+def _recurrent_width(model: nn.Module) -> tuple[int, int] | None:
+    """(state width, gate count) of the per-step product h_{t-1} @ W: a complex state of size n is a
+    real 2n-wide one (four real n x n products); LSTM/GRU multiply by 4n/3n gate rows. None: the model
+    has no per-step product (nothing to floor against)."""
+    transition = getattr(model, "transition", None)
+    if transition is not None:
+        return (2 * transition.n if transition.is_complex else transition.n), 1
+    for m in model.modules():
+        if isinstance(m, nn.RNNBase):
+            rows, n = m.weight_hh_l0.shape
+            return n, rows // n
+    return None
+
+
+def floor_fn(model: nn.Module, case: SpeedCase) -> Callable[[], None] | None:
+    """The work a training step of ``model`` cannot avoid, as one callable: every GEMM of the step on
+    contiguous, preallocated operands (T step products forward, T - 1 adjoint products backward, the
+    one dW product, the input projection and readout with their gradients), plus the map that makes W
+    from its parameters, forward and backward, as torch computes it. Timed beside the model, it is the
+    floor the step's time is quoted against."""
+    shape = _recurrent_width(model)
+    if shape is None:
+        return None
+    width, gates = shape
+    T, B, dev = case.T, case.B, case.device
+    gen = torch.Generator().manual_seed(1)
+
+    def rand(*size):
+        return torch.randn(*size, generator=gen).to(dev)
+
+    W, Wt = rand(gates * width, width), rand(width, gates * width)
+    h, g, tmp = rand(B, width), rand(B, gates * width), torch.empty(B, gates * width, device=dev)
+    back = torch.empty(B, width, device=dev)
+    H, dZ = rand(T * B, width), rand(T * B, gates * width)
+    X, U = rand(T * B, case.d_in), rand(case.d_in, gates * width)
+    R, gY = rand(width, case.d_out), rand(T * B, case.d_out)
+    big = torch.empty(T * B, gates * width, device=dev)
+    dH = torch.empty(T * B, width, device=dev)
+    out_y = torch.empty(T * B, case.d_out, device=dev)
+    mapped = [p for p in getattr(model, "transition", nn.Module()).parameters() if p.requires_grad]
+
+    def step():
+        torch.mm(X, U, out=big)  # input projection
+        for _ in range(T):
+            torch.mm(h, Wt, out=tmp)
+        torch.mm(H, R, out=out_y)  # readout, its input and weight gradients
+        torch.mm(gY, R.t(), out=dH)
+        _ = gY.t() @ H
+        for _ in range(T - 1):
+            torch.mm(g, W, out=back)
+        _ = dZ.t() @ H  # dW
+        _ = dZ.t() @ X  # dU
+        if mapped:  # the map from parameters to W, forward and backward
+            Wm = model.recurrent_matrix()
+            (Wm.real if Wm.is_complex() else Wm).sum().backward()
+            for p in mapped:
+                p.grad = None
+        if dev.startswith("cuda"):
             torch.cuda.synchronize()
 
     return step
@@ -97,17 +166,30 @@ def measure(candidates: dict[str, Callable[[], None]], rounds: int = 5,
 
 def speed_table(models: list[str], case: SpeedCase, baseline: str = "nn.RNN(tanh)",
                 rounds: int = 5, options: dict[str, dict] | None = None) -> list[dict]:
-    """Rows of {name, ms, ratio} with ratio = time / time of ``baseline`` (measured in the same run)."""
+    """Rows of {model, ms, ratio, floor_ms, floor_ratio}: ratio = time / time of ``baseline``, and
+    floor_ratio = time / the model's own floor (``floor_fn``), all measured interleaved in one run."""
     options = options or {}
     names = [baseline] + [m for m in models if m != baseline]
-    steps = {m: step_fn(build(m, case, **options.get(m, {})), case) for m in names}
-    med = measure(steps, rounds=rounds)
-    return [{"model": m, "ms": med[m] * 1e3, "ratio": med[m] / med[baseline]} for m in names]
+    built = {m: build(m, case, **options.get(m, {})) for m in names}
+    steps = {m: step_fn(built[m], case) for m in names}
+    floors = {m: f for m in names if (f := floor_fn(built[m], case)) is not None}
+    med = measure({**steps, **{("floor", m): f for m, f in floors.items()}}, rounds=rounds)
+    rows = []
+    for m in names:
+        floor = med.get(("floor", m))
+        rows.append({"model": m, "ms": med[m] * 1e3, "ratio": med[m] / med[baseline],
+                     "floor_ms": None if floor is None else floor * 1e3,
+                     "floor_ratio": None if floor is None else med[m] / floor})
+    return rows
 
 
 def format_table(rows: list[dict], case: SpeedCase, baseline: str) -> str:
-    head = (f"training step (forward + backward), n={case.n}, T={case.T}, B={case.B}, "
-            f"device={case.device}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    lines = [f"{'model':<28}{'ms':>10}{'x ' + baseline:>22}"]
-    lines += [f"{r['model']:<28}{r['ms']:>10.1f}{r['ratio']:>22.2f}" for r in rows]
+    head = (f"training step (forward + backward + optimizer step), n={case.n}, T={case.T}, B={case.B}, "
+            f"device={case.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; floor: the "
+            "step's unavoidable GEMMs and W's map, timed in the same run\n")
+    lines = [f"{'model':<28}{'ms':>10}{'x ' + baseline:>22}{'floor ms':>10}{'x floor':>9}"]
+    for r in rows:
+        floor = "—" if r["floor_ms"] is None else f"{r['floor_ms']:.1f}"
+        ratio = "—" if r["floor_ratio"] is None else f"{r['floor_ratio']:.2f}"
+        lines.append(f"{r['model']:<28}{r['ms']:>10.1f}{r['ratio']:>22.2f}{floor:>10}{ratio:>9}")
     return head + "\n".join(lines)
