@@ -13,8 +13,10 @@ last-step outputs ``(B, d_out)`` (``output="last"``), as the task asks. Besides 
 - ``trajectory(x)``: ``(output, [h_1, ..., h_T])`` with every hidden state in the autograd graph, for
   the gradient-norm profile ||dL/dh_t||. Slower than ``forward``; used at evaluation only.
 
-Parameter counts come from the module (``sum(p.numel())``); the recurrent count is the size of the
-orthogonal group (or of the recurrent weights of unconstrained models).
+Parameter counts come from the module (``sum(p.numel())``, the stored numbers); the recurrent count is
+what the recurrent part stores. ``degrees_of_freedom()`` is the dimension of what is learned: the same
+for most models, smaller for a parametrization that stores a full n x n matrix for the n(n-1)/2
+dimensions of O(n) (geotorch's and torch's).
 
 Factories are registered with ``@register_model`` and take ``d_in``, ``d_out``, ``output`` and
 keyword options (``hidden`` first); unsupported settings raise ``ConfigError`` at construction.
@@ -55,6 +57,11 @@ class RecurrentModel(nn.Module):
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def degrees_of_freedom(self) -> int:
+        """Free real parameters: the stored count, less what a parametrization stores beyond the
+        dimension of its manifold (an n x n matrix constrained to O(n) has n(n-1)/2)."""
+        return self.parameter_count()
 
 
 def orthogonality_error(W: torch.Tensor) -> float:

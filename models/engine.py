@@ -87,6 +87,9 @@ class Transition(nn.Module):
     def after_step(self, step: int) -> None:
         """Run after each optimizer step."""
 
+    def degrees_of_freedom(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
 
 def reference_recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
                          h0: torch.Tensor | None = None) -> list[torch.Tensor]:
@@ -153,6 +156,18 @@ def _run(engine: str, xu, W, act, h0, inplace: bool = False) -> torch.Tensor:
     return fused.recurrence(xu, W, bias, h0, act.kind, inplace=inplace)
 
 
+def init_readout(readout: nn.Linear, kind: str) -> None:
+    """"default" keeps torch's init; "kaiming": Kaiming-normal weight (relu gain), zero bias
+    (expRNN's copying script); "glorot": Glorot-uniform weight, zero bias (scoRNN's code)."""
+    check_choice("readout_init", kind, ("default", "kaiming", "glorot"))
+    if kind == "kaiming":
+        nn.init.kaiming_normal_(readout.weight, nonlinearity="relu")
+    elif kind == "glorot":
+        nn.init.xavier_uniform_(readout.weight)
+    if kind != "default":
+        nn.init.zeros_(readout.bias)
+
+
 class RecurrentNet(RecurrentModel):
     """U (no bias) -> the recurrence -> a linear readout; complex hidden states for unitary W.
 
@@ -184,6 +199,9 @@ class RecurrentNet(RecurrentModel):
 
     def recurrent_parameter_count(self) -> int:
         return sum(p.numel() for p in self.transition.parameters())
+
+    def degrees_of_freedom(self) -> int:
+        return self.parameter_count() - self.recurrent_parameter_count() + self.transition.degrees_of_freedom()
 
     def after_step(self, step: int) -> None:
         self.transition.after_step(step)

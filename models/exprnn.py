@@ -1,9 +1,18 @@
 """expRNN and dynamic trivialization (Lezcano-Casado & Martinez-Rubio, ICML 2019, arXiv:1901.08428;
 NeurIPS 2019, arXiv:1909.09501).
 
-W = B exp(A), A skew from its free entries, B a fixed orthogonal base (identity for expRNN).
-dtriv moves the base every K optimizer steps: B <- B exp(A), A <- 0 (K = infinity is expRNN, K = 1 is
-Riemannian gradient descent). The optimizer state of A is kept across base changes, as upstream does.
+The orthogonal matrix is Q = B exp(A): A skew from its free entries, B a fixed orthogonal base
+(identity for expRNN). As in the authors' code, Q multiplies row vectors, h_t = sigma(h_{t-1} Q + U x_t),
+so the suite's column-form recurrent matrix is W = Q^T. With the same free entries both sides then
+compute the same numbers, and an elementwise optimizer (RMSprop) follows the same path; Q and Q^T have
+the same (conjugate) spectrum, so nothing measured changes.
+
+dtriv (K finite), as the authors' ``Parametrization``: the base moves once before the first step
+(B <- B exp(A_0), A <- 0; their code does it at the first forward, with nothing computed in between),
+then after every K optimizer steps; every ``project_every`` base changes (counting the first) B is
+projected back onto O(n) by the polar factor U V^T of its SVD, which removes the float drift that
+repeated products accumulate. The optimizer state of A is kept across base changes, as upstream does.
+K = infinity is expRNN, K = 1 is Riemannian gradient descent.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.engine import RecurrentNet, Transition
+from models.engine import RecurrentNet, Transition, init_readout
 from models.skew import SKEW_INITS, skew
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
@@ -21,58 +30,88 @@ class Exponential(Transition):
     constraint = "orthogonal"
 
     def __init__(self, n: int, init: str = "henaff", base_every: int | None = None,
-                 generator: torch.Generator | None = None):
+                 project_every: int | None = None, generator: torch.Generator | None = None):
         super().__init__(n)
         check_choice("init", init, SKEW_INITS)
         if base_every is not None:
             check_range("K", base_every, low=1, where="dtriv")
-        self.base_every = base_every
+        if project_every is not None:
+            check_range("project_every", project_every, low=1, where="dtriv")
+        self.base_every, self.project_every = base_every, project_every
         self.a = nn.Parameter(SKEW_INITS[init](n, generator).to(torch.get_default_dtype()))
         self.register_buffer("base", torch.eye(n))
+        self.base_changes = 0  # counted as the authors' code counts them (the first one included)
+        if base_every is not None:
+            self.rebase()
 
-    def matrix(self) -> torch.Tensor:
+    def rotation(self) -> torch.Tensor:
+        """Q = B exp(A), the matrix the authors' code multiplies row vectors by."""
         return self.base.to(self.a.dtype) @ torch.linalg.matrix_exp(skew(self.a, self.n))
 
+    def matrix(self) -> torch.Tensor:
+        return self.rotation().mT
+
     @torch.no_grad()
+    def rebase(self) -> None:
+        """B <- B exp(A), A <- 0; every ``project_every``-th time, B <- polar factor of B."""
+        self.base.copy_(self.rotation())
+        self.a.zero_()
+        self.base_changes += 1
+        if self.project_every and self.base_changes % self.project_every == 0:
+            U, _, Vh = torch.linalg.svd(self.base.double())
+            self.base.copy_(U @ Vh)
+
     def after_step(self, step: int) -> None:
         if self.base_every and step % self.base_every == 0:
-            self.base.copy_(self.matrix())
-            self.a.zero_()
+            self.rebase()
+
+    def get_extra_state(self):
+        return {"base_changes": self.base_changes}
+
+    def set_extra_state(self, state):
+        self.base_changes = int(state["base_changes"])
 
     def extra_repr(self) -> str:
-        return f"n={self.n}, base_every={self.base_every}"
+        return f"n={self.n}, base_every={self.base_every}, project_every={self.project_every}"
 
 
-def _exprnn(d_in, d_out, output, hidden, init, base_every, activation, engine):
+READOUT_INITS = ("default", "kaiming", "glorot")
+
+
+def _exprnn(d_in, d_out, output, hidden, init, base_every, activation, engine, readout_init,
+            project_every=None):
     check_range("hidden", hidden, low=1, where="exprnn")
-    net = RecurrentNet(Exponential(hidden, init, base_every), d_in, d_out, output=output,
+    net = RecurrentNet(Exponential(hidden, init, base_every, project_every), d_in, d_out, output=output,
                        activation=activation, engine=engine)
-    _exprnn_inits(net)
+    _exprnn_inits(net, readout_init)
     return net
 
 
-def _exprnn_inits(net: RecurrentNet) -> None:
-    """expRNN's code: Kaiming-normal input kernel (no bias), modReLU bias ~ U(-0.01, 0.01)."""
+def _exprnn_inits(net: RecurrentNet, readout_init: str = "default") -> None:
+    """expRNN's code: Kaiming-normal input kernel (no bias), modReLU bias ~ U(-0.01, 0.01); the readout
+    as the protocol asks (its copying script: Kaiming normal, zero bias; MNIST and TIMIT: torch's)."""
     nn.init.kaiming_normal_(net.input.weight, nonlinearity="relu")
     nn.init.uniform_(net.act.bias, -0.01, 0.01)
+    init_readout(net.readout, readout_init)
 
 
 @register_model
 def exprnn(d_in: int, d_out: int, output: str = "last", hidden: int = 190, init: str = "henaff",
-           activation: str = "modrelu", engine: str = "auto"):
+           activation: str = "modrelu", engine: str = "auto", readout_init: str = "default"):
     """expRNN, W = exp(A), Henaff init (its copying-task setting)."""
-    return _exprnn(d_in, d_out, output, hidden, init, None, activation, engine)
+    return _exprnn(d_in, d_out, output, hidden, init, None, activation, engine, readout_init)
 
 
 @register_model
 def exprnn_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
-                  activation: str = "modrelu", engine: str = "auto"):
+                  activation: str = "modrelu", engine: str = "auto", readout_init: str = "default"):
     """expRNN with the Cayley init (its MNIST setting)."""
-    return _exprnn(d_in, d_out, output, hidden, "cayley", None, activation, engine)
+    return _exprnn(d_in, d_out, output, hidden, "cayley", None, activation, engine, readout_init)
 
 
 @register_model
 def dtriv(d_in: int, d_out: int, output: str = "last", hidden: int = 190, K: int = 100,
-          init: str = "henaff", activation: str = "modrelu", engine: str = "auto"):
+          init: str = "henaff", activation: str = "modrelu", engine: str = "auto",
+          readout_init: str = "default", project_every: int = 100):
     """Dynamic trivialization: W = B exp(A), base moved every K steps (dtriv-K, K=100)."""
-    return _exprnn(d_in, d_out, output, hidden, init, K, activation, engine)
+    return _exprnn(d_in, d_out, output, hidden, init, K, activation, engine, readout_init, project_every)

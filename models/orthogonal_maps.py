@@ -58,48 +58,56 @@ class ParametrizedOrthogonal(Transition):
     def matrix(self) -> torch.Tensor:
         return self.holder.weight
 
+    def degrees_of_freedom(self) -> int:
+        return self.n * (self.n - 1) // 2  # dim O(n); the parametrization stores n^2 numbers
+
     def extra_repr(self) -> str:
         return f"n={self.n}, {self.library}={self.method}"
 
 
-def _build(d_in, d_out, output, hidden, library, method, activation, engine):
+def _build(d_in, d_out, output, hidden, library, method, activation, engine, readout_init="default"):
     check_range("hidden", hidden, low=2, where=f"{library} {method}")
     net = RecurrentNet(ParametrizedOrthogonal(hidden, library, method), d_in, d_out,
                        output=output, activation=activation, engine=engine)
-    _exprnn_inits(net)
+    _exprnn_inits(net, readout_init)
     return net
 
 
 @register_model
 def geotorch_expm(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
-                  activation: str = "modrelu", engine: str = "auto"):
+                  activation: str = "modrelu", engine: str = "auto",
+                  readout_init: str = "default"):
     """geotorch's orthogonal constraint, matrix-exponential trivialization."""
-    return _build(d_in, d_out, output, hidden, "geotorch", "expm", activation, engine)
+    return _build(d_in, d_out, output, hidden, "geotorch", "expm", activation, engine, readout_init)
 
 
 @register_model
 def geotorch_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
-                    activation: str = "modrelu", engine: str = "auto"):
+                    activation: str = "modrelu", engine: str = "auto",
+                  readout_init: str = "default"):
     """geotorch's orthogonal constraint, Cayley trivialization."""
-    return _build(d_in, d_out, output, hidden, "geotorch", "cayley", activation, engine)
+    return _build(d_in, d_out, output, hidden, "geotorch", "cayley", activation, engine, readout_init)
 
 
 @register_model
 def torch_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
-                 activation: str = "modrelu", engine: str = "auto"):
+                 activation: str = "modrelu", engine: str = "auto",
+                  readout_init: str = "default"):
     """torch.nn.utils.parametrizations.orthogonal, Cayley map."""
-    return _build(d_in, d_out, output, hidden, "torch", "cayley", activation, engine)
+    return _build(d_in, d_out, output, hidden, "torch", "cayley", activation, engine, readout_init)
 
 
 @register_model
 def torch_matrix_exp(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
-                     activation: str = "modrelu", engine: str = "auto"):
+                     activation: str = "modrelu", engine: str = "auto",
+                  readout_init: str = "default"):
     """torch.nn.utils.parametrizations.orthogonal, matrix-exponential map."""
-    return _build(d_in, d_out, output, hidden, "torch", "matrix_exp", activation, engine)
+    return _build(d_in, d_out, output, hidden, "torch", "matrix_exp", activation, engine, readout_init)
 
 
 @register_model
 def torch_householder(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
-                      activation: str = "modrelu", engine: str = "auto"):
+                      activation: str = "modrelu", engine: str = "auto",
+                  readout_init: str = "default"):
     """torch.nn.utils.parametrizations.orthogonal, product of Householder reflections."""
-    return _build(d_in, d_out, output, hidden, "torch", "householder", activation, engine)
+    return _build(d_in, d_out, output, hidden, "torch", "householder", activation, engine, readout_init)

@@ -108,36 +108,71 @@ def parse_assignments(items: list[str]) -> dict[str, object]:
     return out
 
 
-def apply_values(config: RunConfig, values: dict[str, object], *, strict: bool) -> RunConfig:
-    """Apply ``values`` to a config: a RunConfig field, ``task.<opt>``/``model.<opt>``, or a bare
-    option name that the config's task or model takes. With ``strict``, a key that fits neither is an
-    error naming the valid keys; without, it is skipped (a sweep option such as ``rho`` that applies
+def scope_of(config: RunConfig, key: str, *, strict: bool = True) -> tuple[str, str] | None:
+    """Where ``key`` lands for ``config``: ("run", field), ("task", option) or ("model", option).
+
+    ``task.<opt>`` and ``model.<opt>`` name their scope; a bare name is a run setting (``hidden`` is
+    one) or an option of exactly one of task and model. A bare name that both the task and the model
+    take is always an error, so a value never lands on the wrong side silently. A name that fits
+    nothing is an error with ``strict``, else None (a sweep option such as ``model.rho`` that applies
     to some models only)."""
-    fields, task_opts, model_opts = {}, dict(config.task_options), dict(config.model_options)
     task_valid = set(TASKS.options(config.task))
     model_valid = set(MODELS.options(config.model)) - {"d_in", "d_out", "output"}
+    scope, _, name = key.rpartition(".")
+    if scope == "task":
+        if name not in task_valid:
+            if not strict:
+                return None
+            raise ConfigError(f"task {config.task!r} has no option {name!r}; valid: "
+                              f"{', '.join(sorted(task_valid)) or '(none)'}")
+        return "task", name
+    if scope == "model":
+        if name not in model_valid:
+            if not strict:
+                return None
+            raise ConfigError(f"model {config.model!r} has no option {name!r}; valid: "
+                              f"{', '.join(sorted(model_valid)) or '(none)'}")
+        return ("run", name) if name == "hidden" else ("model", name)
+    if scope:
+        raise ConfigError(f"invalid setting {key!r}: the scope must be 'task' or 'model' "
+                          f"(e.g. task.{name} or model.{name}), or no scope for a run setting")
+    if name in CONFIG_FIELDS:
+        return "run", name
+    if name in task_valid and name in model_valid:
+        raise ConfigError(f"ambiguous setting {key!r}: both task {config.task!r} and model "
+                          f"{config.model!r} take {name!r}; write task.{name} or model.{name}")
+    if name in task_valid:
+        return "task", name
+    if name in model_valid:
+        return "model", name
+    if strict:
+        raise ConfigError(
+            f"unknown setting {key!r} for {config.model} on {config.task}. Valid: run settings "
+            f"{', '.join(CONFIG_FIELDS)}; task options {', '.join(sorted(task_valid)) or '-'}; "
+            f"model options {', '.join(sorted(model_valid)) or '-'}"
+        )
+    return None
+
+
+def canonical(scope: str, name: str) -> str:
+    """The scoped spelling of a setting: ``steps``, ``task.T``, ``model.K``."""
+    return name if scope == "run" else f"{scope}.{name}"
+
+
+def apply_values(config: RunConfig, values: dict[str, object], *, strict: bool) -> RunConfig:
+    """Apply ``values`` to a config: a RunConfig field, ``task.<opt>``/``model.<opt>``, or a bare
+    option name that exactly one of the config's task and model takes (see ``scope_of``)."""
+    fields, task_opts, model_opts = {}, dict(config.task_options), dict(config.model_options)
     for key, value in values.items():
-        scope, _, name = key.rpartition(".")
-        if scope == "task" or (not scope and name in task_valid and name not in CONFIG_FIELDS):
-            if name not in task_valid:
-                raise ConfigError(f"task {config.task!r} has no option {name!r}; valid: "
-                                  f"{', '.join(sorted(task_valid))}")
+        where = scope_of(config, key, strict=strict)
+        if where is None:
+            continue
+        scope, name = where
+        if scope == "task":
             task_opts[name] = value
-        elif scope == "model" or (not scope and name in model_valid and name not in CONFIG_FIELDS):
-            if name not in model_valid:
-                raise ConfigError(f"model {config.model!r} has no option {name!r}; valid: "
-                                  f"{', '.join(sorted(model_valid))}")
-            if name == "hidden":
-                fields["hidden"] = value
-            else:
-                model_opts[name] = value
-        elif not scope and name in CONFIG_FIELDS:
+        elif scope == "model":
+            model_opts[name] = value
+        else:
             fields[name] = value
-        elif strict:
-            raise ConfigError(
-                f"unknown setting {key!r} for {config.model} on {config.task}. Valid: run settings "
-                f"{', '.join(CONFIG_FIELDS)}; task options {', '.join(sorted(task_valid)) or '-'}; "
-                f"model options {', '.join(sorted(model_valid)) or '-'}"
-            )
     return dataclasses.replace(config, **fields, task_options=tuple(sorted(task_opts.items())),
                                model_options=tuple(sorted(model_opts.items())))

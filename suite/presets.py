@@ -1,9 +1,12 @@
-"""Hyperparameter presets per (scale, model, task), applied in order: general first, specific last.
+"""Model-side settings per (scale, task, model): hidden size, optimizers, learning rates, model options.
 
-Scale "quick" is the main job (``suite run`` with no arguments): small enough for well under ten minutes on
-two CPU cores, large enough that the orthogonal models clearly beat the copying baseline.
-Scale "paper" carries the papers' hyperparameters; each preset names its source. Where the reference
-notes a value as unverified, the preset says so. CLI ``--set`` overrides win over every preset.
+What every model on a task shares (the task's options and the training budget) is a *protocol*
+(suite/protocols.py); a preset here holds only what may differ between models inside one protocol.
+Presets always name their scope: run settings bare (``hidden``, ``lr``), model options as
+``model.<option>``; they never hold ``task.*`` keys or budget fields, and they are applied strictly
+(a value that does not land is an error). They apply in order, general first, specific last; CLI
+``--set`` overrides win over every preset. Each names its source; where the reference marks a value
+unverified, the source says so.
 """
 
 from __future__ import annotations
@@ -11,11 +14,9 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from suite.config import RunConfig, apply_values
-from suite.errors import check_choice
-
 SCALES = ("quick", "paper")
 EXP_FAMILY = "exprnn*|dtriv|geotorch_*|torch_*"  # expRNN's optimizer conventions
+EXP_SKEW = "exprnn|dtriv"  # the expRNN-family models that take an ``init`` option
 
 
 @dataclass(frozen=True)
@@ -33,87 +34,80 @@ class Preset:
 
 SCORNN = "Helfrich, Willmott & Ye, scoRNN, ICML 2018, arXiv:1707.09520v3, section 5 and the authors' code"
 EXPRNN = "Lezcano-Casado & Martinez-Rubio, expRNN, ICML 2019, arXiv:1901.08428v3, section 5 and its code"
-DTRIV = "Lezcano-Casado, dynamic trivializations, NeurIPS 2019, arXiv:1909.09501v2"
+DTRIV = "Lezcano-Casado, dynamic trivializations, NeurIPS 2019, arXiv:1909.09501v2, and its code"
 EURNN = "Jing et al., EURNN, ICML 2017, arXiv:1612.05231v3, section 4.1"
+SUITE = "suite default for a model its paper did not run here (docs/models.md)"
 
 PRESETS: list[Preset] = [
     # ---- quick: the main job ------------------------------------------------------------------
-    Preset("quick", "*", "*", {"batch_size": 32, "eval_every": 100, "eval_batch_size": 500,
-                               "lr": 1e-3, "orth_lr": 1e-4}, "suite quick scale"),
+    Preset("quick", "*", "*", {"hidden": 64, "lr": 1e-3, "orth_lr": 1e-4}, "suite quick scale"),
     Preset("quick", "*", "eurnn*", {"orth_lr": 1e-3}, "EURNN trains all weights at one rate"),
-    Preset("quick", "copying", "*", {"steps": 600, "hidden": 64, "T": 100, "eval_size": 500},
-           "suite quick scale"),
-    Preset("quick", "adding", "*", {"steps": 2000, "hidden": 64, "T": 50, "eval_size": 500,
-                                    "optimizer": "adam", "orth_lr": 1e-3},
+    Preset("quick", "adding", "*", {"optimizer": "adam", "orth_lr": 1e-3},
            "suite quick scale (scoRNN uses Adam here; a 10x orthogonal rate leaves the plateau in 2000 steps)"),
-    Preset("quick", "mnist1d", "*", {"steps": 1500, "hidden": 64}, "suite quick scale"),
-    Preset("quick", "mnist", "*", {"steps": 2000, "hidden": 64, "batch_size": 64},
-           "suite quick scale"),
-    Preset("quick", "pmnist", "*", {"steps": 2000, "hidden": 64, "batch_size": 64},
-           "suite quick scale"),
-    Preset("quick", "timit", "*", {"steps": 1000, "hidden": 64, "batch_size": 16},
-           "suite quick scale"),
+
+    # ---- paper: defaults for models a paper did not run on a task -------------------------------
+    Preset("paper", "*", "*", {"optimizer": "rmsprop", "lr": 1e-3, "orth_optimizer": "rmsprop",
+                               "orth_lr": 1e-4, "rmsprop_alpha": 0.9}, SUITE),
+    Preset("paper", "copying", "*", {"hidden": 190}, SUITE + " (n of scoRNN and expRNN on copying)"),
+    Preset("paper", "adding", "*", {"hidden": 170}, SUITE + " (n of scoRNN on adding)"),
+    Preset("paper", "*mnist", "*", {"hidden": 170}, SUITE + " (n of scoRNN and expRNN on MNIST)"),
+    Preset("paper", "timit", "*", {"hidden": 224}, SUITE + " (n of scoRNN and expRNN on TIMIT)"),
+    Preset("paper", "*", "eurnn*", {"orth_lr": 1e-3}, EURNN + " (one rate for every weight)"),
 
     # ---- paper: scoRNN ------------------------------------------------------------------------
-    Preset("paper", "copying", "scornn*", {"T": 1000, "hidden": 190, "rho": 95, "batch_size": 20,
-                                          "steps": 10_000, "optimizer": "rmsprop", "lr": 1e-3,
-                                          "orth_optimizer": "rmsprop", "orth_lr": 1e-4}, SCORNN),
-    Preset("paper", "adding", "scornn*", {"T": 750, "hidden": 170, "rho": 85, "batch_size": 50,
-                                         "steps": 20_000, "optimizer": "adam", "lr": 1e-3,
-                                         "orth_optimizer": "rmsprop", "orth_lr": 1e-4},
-           SCORNN + " (10 epochs x 100k samples at batch 50; also T=200)"),
-    Preset("paper", "mnist", "scornn*", {"hidden": 170, "rho": 17, "batch_size": 50,
-                                        "steps": 77_000, "optimizer": "rmsprop", "lr": 1e-3,
-                                        "orth_optimizer": "rmsprop", "orth_lr": 1e-4,
-                                        "eval_every": 1100},
-           SCORNN + " (n=170, rho=n/10, 70 epochs of 55k at batch 50)"),
-    Preset("paper", "pmnist", "scornn*", {"hidden": 170, "rho": 85, "batch_size": 50,
-                                         "steps": 77_000, "optimizer": "rmsprop", "lr": 1e-3,
-                                         "orth_optimizer": "rmsprop", "orth_lr": 1e-4,
-                                         "eval_every": 1100},
-           SCORNN + " (n=170, rho=n/2, 70 epochs)"),
-    Preset("paper", "timit", "scornn*", {"hidden": 224, "rho": 112, "batch_size": 32},
+    Preset("paper", "copying", "scornn*", {"hidden": 190, "model.rho": 95, "optimizer": "rmsprop", "lr": 1e-3,
+                                          "orth_optimizer": "rmsprop", "orth_lr": 1e-4,
+                                          "rmsprop_alpha": 0.9}, SCORNN + " (TF RMSprop decay 0.9)"),
+    Preset("paper", "adding", "scornn*", {"hidden": 170, "model.rho": 85, "optimizer": "adam", "lr": 1e-3,
+                                         "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9},
+           SCORNN),
+    Preset("paper", "mnist", "scornn*", {"hidden": 170, "model.rho": 17, "optimizer": "rmsprop", "lr": 1e-3,
+                                        "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9},
+           SCORNN + " (n=170, rho=n/10)"),
+    Preset("paper", "pmnist", "scornn*", {"hidden": 170, "model.rho": 85, "optimizer": "rmsprop", "lr": 1e-3,
+                                         "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9},
+           SCORNN + " (n=170, rho=n/2)"),
+    Preset("paper", "timit", "scornn*", {"hidden": 224, "model.rho": 112},
            SCORNN + " (n=224; rho and optimizer settings unverified: rho=n/2 assumed)"),
 
     # ---- paper: expRNN / dtriv / parametrization baselines --------------------------------------
-    Preset("paper", "*", EXP_FAMILY, {"rmsprop_alpha": 0.99}, EXPRNN + " (torch RMSprop defaults)"),
-    Preset("paper", "copying", EXP_FAMILY, {"T": 1000, "layout": "B", "hidden": 190,
-                                           "batch_size": 128, "steps": 4000, "lr": 2e-4,
-                                           "orth_lr": 2e-5}, EXPRNN + " (Henaff init, layout B)"),
-    Preset("paper", "mnist", EXP_FAMILY, {"hidden": 170, "batch_size": 128, "steps": 30_000,
-                                         "lr": 7e-4, "orth_lr": 7e-5, "eval_every": 430},
-           EXPRNN + " (n=170, Cayley init: use exprnn_cayley)"),
-    Preset("paper", "pmnist", EXP_FAMILY, {"hidden": 170, "batch_size": 128, "steps": 30_000,
-                                          "lr": 1e-3, "orth_lr": 1e-4, "eval_every": 430},
-           EXPRNN + " (n=170)"),
-    Preset("paper", "timit", EXP_FAMILY, {"hidden": 224, "optimizer": "adam", "lr": 1e-3,
-                                         "orth_lr": 1e-4, "batch_size": 32},
-           EXPRNN + " (Adam for the non-orthogonal group; lr unverified)"),
-    Preset("paper", "*", "dtriv", {"K": 100}, DTRIV + " (dtriv-100)"),
+    Preset("paper", "*", EXP_FAMILY, {"optimizer": "rmsprop", "orth_optimizer": "rmsprop", "rmsprop_alpha": 0.99},
+           EXPRNN + " (RMSprop for both groups, torch defaults)"),
+    Preset("paper", "copying", EXP_FAMILY, {"hidden": 190, "lr": 2e-4, "orth_lr": 2e-5,
+                                           "model.readout_init": "kaiming"},
+           EXPRNN + " (copying script: Kaiming-normal readout, zero bias)"),
+    Preset("paper", "copying", EXP_SKEW, {"model.init": "henaff"}, EXPRNN + " (copying script: Henaff init)"),
+    Preset("paper", "mnist", EXP_FAMILY, {"hidden": 170, "lr": 7e-4, "orth_lr": 7e-5},
+           EXPRNN + " (MNIST script, n=170)"),
+    Preset("paper", "pmnist", EXP_FAMILY, {"hidden": 170, "lr": 1e-3, "orth_lr": 1e-4},
+           EXPRNN + " (MNIST script --permute, n=170)"),
+    Preset("paper", "*mnist", EXP_SKEW, {"model.init": "cayley"}, EXPRNN + " (MNIST script: Cayley init)"),
+    Preset("paper", "timit", EXP_FAMILY, {"hidden": 224, "optimizer": "adam", "lr": 1e-3, "orth_lr": 1e-4},
+           EXPRNN + " (TIMIT script: Adam for the non-orthogonal group)"),
+    Preset("paper", "timit", EXP_SKEW, {"model.init": "henaff"}, EXPRNN + " (TIMIT script: Henaff init)"),
+    Preset("paper", "*", "dtriv", {"model.K": 100, "model.project_every": 100},
+           DTRIV + " (dtriv-100; base projected back onto O(n) every 100 base changes)"),
+    Preset("paper", "copying", "dtriv", {"model.project_every": 30},
+           DTRIV + " (copying script: projection every 30 base changes)"),
 
     # ---- paper: EURNN and LSTM baselines --------------------------------------------------------
-    Preset("paper", "copying", "eurnn*", {"T": 1000, "hidden": 128, "batch_size": 128,
-                                         "steps": 4000, "lr": 1e-3, "orth_lr": 1e-3}, EURNN),
-    Preset("paper", "copying", "eurnn", {"capacity": 4}, EURNN + " (capacity 4)"),
-    Preset("paper", "copying", "lstm", {"T": 1000, "hidden": 68, "batch_size": 20, "steps": 10_000,
-                                       "lr": 1e-3}, SCORNN + " (its LSTM baseline, n=68)"),
-    Preset("paper", "mnist", "lstm", {"hidden": 128, "batch_size": 128, "steps": 30_000, "lr": 1e-3,
-                                     "eval_every": 430}, EXPRNN + " (LSTM baseline, RMSprop, no clipping)"),
-    Preset("paper", "pmnist", "lstm", {"hidden": 128, "batch_size": 128, "steps": 30_000, "lr": 1e-3,
-                                      "eval_every": 430}, EXPRNN + " (LSTM baseline)"),
+    Preset("paper", "copying", "eurnn*", {"hidden": 128, "lr": 1e-3, "orth_lr": 1e-3}, EURNN),
+    Preset("paper", "copying", "eurnn", {"model.capacity": 4}, EURNN + " (capacity 4)"),
+    Preset("paper", "copying", "lstm", {"hidden": 68, "lr": 1e-3, "rmsprop_alpha": 0.9},
+           SCORNN + " (its LSTM baseline, n=68)"),
+    Preset("paper", "*mnist", "lstm", {"hidden": 128, "lr": 1e-3, "rmsprop_alpha": 0.99},
+           EXPRNN + " (LSTM baseline: torch RMSprop, no clipping)"),
 ]
-
-
-def resolve(model: str, task: str, scale: str, seed: int = 0,
-            overrides: dict | None = None, strict: bool = True) -> RunConfig:
-    """The config for (model, task): defaults, then matching presets in order, then ``overrides``."""
-    check_choice("preset scale", scale, SCALES)
-    config = RunConfig(model=model, task=task, seed=seed)
-    for p in PRESETS:
-        if p.matches(scale, model, task):
-            config = apply_values(config, p.values, strict=False)
-    return apply_values(config, overrides or {}, strict=strict)
 
 
 def presets_for(model: str, task: str, scale: str) -> list[Preset]:
     return [p for p in PRESETS if p.matches(scale, model, task)]
+
+
+def resolve(model: str, task: str, scale: str, seed: int = 0, overrides: dict | None = None,
+            strict: bool = True):
+    """The config for (model, task) under the task's first protocol at ``scale`` (see
+    ``suite.protocols.protocols_for`` for all of them)."""
+    from suite.protocols import protocols_for, resolve_protocol
+
+    return resolve_protocol(protocols_for(scale, task)[0], model, seed, overrides, strict=strict).config

@@ -236,7 +236,8 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
     task, model = build(config, dev)
     task.check()
     opts = make_optimizers(model, config)
-    state = {"train_time": 0.0, "wall_time": 0.0, "peak_memory": 0, "evals": 0}
+    state = {"train_time": 0.0, "wall_time": 0.0, "peak_memory": 0, "evals": 0,
+             "params_dof": model.degrees_of_freedom()}
     reset_peak_memory(dev)
     records = Records.empty()
 
@@ -349,7 +350,7 @@ def summarize(store: Store, run_id: str, config: RunConfig, state: dict,
     metric, higher = task.metric, task.higher_is_better
     s: dict = {"metric": metric, "higher_is_better": higher, "diverged_at": diverged_at,
                "train_time": state["train_time"], "wall_time": state["wall_time"],
-               "peak_memory": state["peak_memory"]}
+               "peak_memory": state["peak_memory"], "params_dof": state.get("params_dof")}
     steps, times = store.series(run_id, "train/time")
     if len(times) > 1:
         per_step = statistics.median(b - a for a, b in zip(times, times[1:]))
