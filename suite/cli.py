@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from suite.config import OFFLINE_TASKS, parse_assignments
+from suite.config import OFFLINE_TASKS, apply_values, parse_assignments
 from suite.errors import ConfigError, SuiteError, UnknownNameError
 from suite.registry import MODELS, TASKS
 
@@ -49,8 +49,13 @@ def _seeds(spec: str) -> list[int]:
 
 def plan(args) -> list:
     """Every config of the sweep, validated before any work starts."""
-    from suite.config import apply_values
-    from suite.presets import resolve
+    return [r.config for r in plan_resolved(args)]
+
+
+def plan_resolved(args) -> list:
+    """protocol x model x seed: every run of the sweep with the source of each setting, validated
+    before any work starts."""
+    from suite.protocols import protocols_for, resolve_protocol
     from suite.runner import validate
 
     models = _expand(MODELS, args.models, MODELS.names(mission=True))
@@ -58,36 +63,42 @@ def plan(args) -> list:
     overrides = parse_assignments(args.set or [])
     if args.steps is not None:
         overrides["steps"] = args.steps
-    configs, errors = [], []
-    for task in tasks:
+    pattern = getattr(args, "protocols", None)
+    protocols = [p for task in tasks for p in protocols_for(args.scale, task, pattern)]
+    if not protocols:
+        from suite.protocols import PROTOCOLS
+
+        valid = [p.name for p in PROTOCOLS if args.scale in p.scales and p.task in tasks]
+        raise UnknownNameError("protocol", pattern, valid)
+    resolved, errors = [], []
+    for proto in protocols:
         for model in models:
             for seed in _seeds(args.seeds):
                 try:
-                    configs.append(resolve(model, task, args.scale, seed, overrides, strict=False))
+                    resolved.append(resolve_protocol(proto, model, seed, overrides, strict=False))
                 except SuiteError as e:
-                    errors.append(f"{model} on {task}: {e}")
-    # a --set key must apply somewhere in the sweep (rho applies to scornn only, and that is fine)
-    if configs:
+                    errors.append(f"{model} on {proto.name}: {e}")
+    # a --set key must apply somewhere in the sweep (model.rho applies to scornn only, and that is fine)
+    if resolved and not errors:
         for key in overrides:
-            if not any(_accepts(c, key, overrides[key]) for c in configs):
-                apply_values(configs[0], {key: overrides[key]}, strict=True)  # raises, naming the valid keys
+            if not any(_accepts(r.config, key, overrides[key]) for r in resolved):
+                apply_values(resolved[0].config, {key: overrides[key]}, strict=True)  # raises, naming the valid keys
     seen = set()
-    for c in configs:
-        if (c.model, c.task) in seen:
+    for r in resolved:
+        c = r.config
+        if (c.model, c.task, c.task_options) in seen:
             continue
-        seen.add((c.model, c.task))
+        seen.add((c.model, c.task, c.task_options))
         try:
             validate(c)
         except SuiteError as e:
-            errors.append(f"{c.model} on {c.task}: {e}")
+            errors.append(f"{c.model} on {r.protocol.name}: {e}")
     if errors:
         raise ConfigError("nothing was run; fix these first:\n  " + "\n  ".join(dict.fromkeys(errors)))
-    return configs
+    return resolved
 
 
 def _accepts(config, key, value) -> bool:
-    from suite.config import apply_values
-
     try:
         return apply_values(config, {key: value}, strict=True) is not None
     except ConfigError:
@@ -172,10 +183,18 @@ def cmd_list(args) -> int:
             opts = TASKS.options(n)
             print(f"  {n}{'*' if n in OFFLINE_TASKS else ''}: {TASKS.entry(n).doc}")
             print(f"      options: {', '.join(f'{k}={v!r}' for k, v in opts.items())}")
+    if what in ("protocols", "all"):
+        from suite.protocols import PROTOCOLS
+
+        print("protocols (name, scales, task: shared settings  [source])")
+        for p in PROTOCOLS:
+            if fnmatch.fnmatchcase(p.name, args.pattern) or fnmatch.fnmatchcase(p.task, args.pattern):
+                vals = ", ".join(f"{k}={v!r}" for k, v in p.values.items())
+                print(f"  {p.name:<22} {','.join(p.scales):<11} {p.task:<8} {vals}\n         [{p.source}]")
     if what in ("presets", "all"):
         from suite.presets import PRESETS
 
-        print("presets (scale, task pattern, model patterns: values  [source])")
+        print("presets: model-side settings (scale, task pattern, model patterns: values  [source])")
         for p in PRESETS:
             if fnmatch.fnmatchcase(p.task, args.pattern) or any(
                     fnmatch.fnmatchcase(m, args.pattern) for m in p.models.split("|")) or args.pattern == "*":
@@ -187,7 +206,15 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     from suite.runner import resolve_device
 
-    resolve_device(args.device)  # a device that is not there stops before any work
+    device = resolve_device(args.device)  # a device that is not there stops before any work
+    if args.dry_run:
+        from suite.plan import estimate, format_plan
+
+        resolved = plan_resolved(args)
+        estimates = estimate(resolved, args.estimate, args.db, str(device),
+                             log=lambda m: print(m, file=sys.stderr))
+        print(format_plan(resolved, estimates, args.scale, str(device)))
+        return 0
     configs = plan(args)
     workers = args.workers
     if workers is None:
@@ -311,7 +338,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     ls = sub.add_parser("list", help="list models, tasks or presets")
-    ls.add_argument("what", nargs="?", default="all", choices=["models", "tasks", "presets", "all"])
+    ls.add_argument("what", nargs="?", default="all", choices=["models", "tasks", "protocols", "presets", "all"])
     ls.add_argument("--pattern", default="*", help="fnmatch pattern, e.g. 'exp*'")
     ls.set_defaults(fn=cmd_list)
 
@@ -320,8 +347,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--tasks", help=f"comma-separated names or patterns (default: {','.join(OFFLINE_TASKS)})")
     run.add_argument("--seeds", default="0", help="e.g. 0 or 0,1,2 or 0-4 (default 0)")
     run.add_argument("--scale", default="quick", choices=["quick", "paper"], help="preset scale")
+    run.add_argument("--protocols", help="comma-separated protocol names or patterns (default: every "
+                     "protocol of the tasks at the scale; `suite list protocols`)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="override a run setting, task option or model option (repeatable)")
+                     help="override a run setting (lr=1e-3), task option (task.T=200) or model option "
+                     "(model.K=10); a bare option name both task and model take is refused (repeatable)")
     run.add_argument("--steps", type=int, help="shorthand for --set steps=N")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1")
     run.add_argument("--db", default=DEFAULT_DB, help=f"results store (default {DEFAULT_DB})")
@@ -329,6 +359,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="parallel processes (default: 2 on a multi-core CPU)")
     run.add_argument("--no-report", action="store_true", help="skip writing the HTML report")
     run.add_argument("--report-dir", default=None, help="report folder (default: next to the store)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan (protocol x model, the source of "
+                     "every setting, estimated time) and stop")
+    run.add_argument("--estimate", default="measure", choices=["measure", "store", "none"],
+                     help="--dry-run time estimate: ms/step from the store, else measured over 2 real "
+                     "steps (measure; default), from the store only, or none")
     run.set_defaults(fn=cmd_run)
 
     show = sub.add_parser("show", help="the runs in the store, or one run in full")
