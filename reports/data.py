@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,16 +37,64 @@ class Run:
     def get(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         return self.series.get(name, (np.zeros(0, int), np.zeros(0)))
 
+    @property
+    def params_dof(self) -> int | None:
+        """Degrees of freedom (free real parameters); stores written before it was recorded have
+        only the stored count."""
+        return (self.summary or {}).get("params_dof")
+
+
+@dataclass(frozen=True)
+class ProtocolId:
+    """The protocol of a run: its task with all task options and its training budget."""
+
+    key: str  # suite.protocols.protocol_key of the run's config
+    task: str
+    name: str | None  # the named protocol with exactly these shared settings, if any
+    settings: tuple[tuple[str, object], ...]  # task.<option> and budget fields, sorted
+    source: str = ""
+
+    @property
+    def label(self) -> str:
+        """The protocol's name, or ``<task>-<6 hex digits of its key>`` for one the suite does not name."""
+        return self.name or f"{self.task}-{hashlib.sha256(self.key.encode()).hexdigest()[:6]}"
+
+
+@functools.lru_cache(maxsize=1)
+def _named():
+    from suite.protocols import named_protocols
+
+    try:
+        return named_protocols()
+    except Exception:  # the registry cannot resolve the protocols here: runs stay unnamed
+        return {}
+
+
+def protocol_of(run: Run | dict) -> ProtocolId:
+    """The protocol of a run (a ``Run`` or a stored config dict), from its config alone: runs with
+    the same ``ProtocolId`` may be compared; runs with different ones may not."""
+    from suite.protocols import protocol_key, protocol_settings
+
+    config = run.config if isinstance(run, Run) else run
+    if isinstance(run, Run) and not config.get("task"):
+        config = {**config, "task": run.task}
+    key = protocol_key(config)
+    named = _named().get(key)
+    settings = tuple(sorted(protocol_settings(config).items()))
+    return ProtocolId(key, config.get("task"), named.name if named else None, settings,
+                      named.source if named else "")
+
 
 @dataclass
 class Group:
-    """The seeds of one configuration of one model on one task."""
+    """The seeds of one configuration of one model under one protocol."""
 
     label: str
     model: str
     task: str
     config_hash: str
     runs: list[Run]
+    protocol: ProtocolId | None = None
 
     @property
     def hidden(self) -> int | None:
@@ -90,22 +140,33 @@ def load(db: str | Path) -> list[Run]:
         store.close()
 
 
-def group(runs: list[Run]) -> dict[str, list[Group]]:
-    """Task -> groups (one per model configuration), models in a stable order."""
-    by_key: dict[tuple[str, str], list[Run]] = defaultdict(list)
+def group(runs: list[Run]) -> dict[ProtocolId, list[Group]]:
+    """Protocol -> groups (one per model configuration), protocols by task then name, models in a
+    stable order. Only runs of one protocol are ever compared with each other."""
+    by_key: dict[tuple[ProtocolId, str], list[Run]] = defaultdict(list)
     for r in runs:
-        by_key[(r.task, r.config_hash)].append(r)
-    per_task_model: dict[tuple[str, str], int] = defaultdict(int)
-    for task, h in by_key:
-        per_task_model[(task, by_key[(task, h)][0].model)] += 1
-    out: dict[str, list[Group]] = defaultdict(list)
-    for (task, h), rs in sorted(by_key.items(), key=lambda kv: (kv[0][0], kv[1][0].model, kv[0][1])):
+        by_key[(protocol_of(r), r.config_hash)].append(r)
+    per_model: dict[tuple[ProtocolId, str], int] = defaultdict(int)
+    for proto, h in by_key:
+        per_model[(proto, by_key[(proto, h)][0].model)] += 1
+    out: dict[ProtocolId, list[Group]] = defaultdict(list)
+    order = sorted(by_key.items(), key=lambda kv: (kv[0][0].task, kv[0][0].label, kv[1][0].model, kv[0][1]))
+    for (proto, h), rs in order:
         model = rs[0].model
         label = model
-        if per_task_model[(task, model)] > 1:  # the same model in several configurations
+        if per_model[(proto, model)] > 1:  # the same model in several configurations
             label = f"{model} (n={rs[0].config.get('hidden')}, {h[:6]})"
-        out[task].append(Group(label, model, task, h, sorted(rs, key=lambda r: r.seed)))
-    return dict(sorted(out.items()))
+        out[proto].append(Group(label, model, rs[0].task, h, sorted(rs, key=lambda r: r.seed), proto))
+    return dict(out)
+
+
+def differences(protocols: list[ProtocolId]) -> dict[ProtocolId, dict[str, object]]:
+    """For protocols of one task: the shared settings in which each differs from the others."""
+    keys = set()
+    for p in protocols:
+        keys |= {k for k, _ in p.settings}
+    varying = sorted(k for k in keys if len({repr(dict(p.settings).get(k)) for p in protocols}) > 1)
+    return {p: {k: dict(p.settings).get(k) for k in varying} for p in protocols}
 
 
 def task_info(groups: list[Group]) -> dict:

@@ -104,14 +104,19 @@ def metric_vs_params(groups: list[Group], info: dict, colors: dict, path: Path) 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for g in groups:
         mean, std, n = g.stat("test_at_best_val")
-        params = g.runs[0].params_total
+        stored = g.runs[0].params_total
+        params = g.runs[0].params_dof or stored  # degrees of freedom where recorded
         if mean is None or not params:
             continue
+        if stored and stored != params:  # a parametrization storing more numbers than it learns
+            ax.plot([params, stored], [mean, mean], color=colors[g.label], lw=0.8, ls=":")
+            ax.plot(stored, mean, "o", mfc="none", color=colors[g.label])
         ax.errorbar(params, mean, yerr=std, fmt="o", color=colors[g.label], capsize=3, label=g.label)
         ax.annotate(g.label, (params, mean), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if metric in info.get("baseline", {}):
         ax.axhline(info["baseline"][metric], color="black", ls="--", lw=1, label="memoryless baseline")
-    ax.set(xscale="log", xlabel="parameters (log)", ylabel=f"test {metric} at best validation",
+    ax.set(xscale="log", xlabel="degrees of freedom (filled; hollow: stored numbers) (log)",
+           ylabel=f"test {metric} at best validation",
            title=f"{metric} vs parameter count")
     fig.tight_layout()
     return _save(fig, path)

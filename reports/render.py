@@ -10,8 +10,8 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from reports import figures
-from reports.data import Group, group, load, task_info
-from reports.published import PUBLISHED, matching
+from reports.data import Group, differences, group, load, task_info
+from reports.published import PUBLISHED, matching, model_init
 
 RUN_FIELDS = ("steps", "batch_size", "hidden", "optimizer", "lr", "orth_optimizer", "orth_lr",
               "rmsprop_alpha", "clip", "eval_every")
@@ -36,6 +36,14 @@ def _pm(mean, std, n, digits=4) -> str:
     return f"{mean:.{digits}g} ± {std:.2g} ({n})" if n > 1 else f"{mean:.{digits}g} (1)"
 
 
+def _params(stored, dof) -> str:
+    if stored is None:
+        return "—"
+    if dof is None or dof == stored:
+        return _num(stored)
+    return f"{stored:,} ({dof:,} free)"
+
+
 def _rows(task: str, groups: list[Group], info: dict) -> list[dict]:
     higher = info.get("higher_is_better", True)
     rows = []
@@ -46,11 +54,15 @@ def _rows(task: str, groups: list[Group], info: dict) -> list[dict]:
         total = g.stat("wall_time")[0]
         orth = g.stat("final_orth_error")[0]
         r0 = g.runs[0]
-        rows.append({"label": g.label, "params": _num(r0.params_total), "recurrent": _num(r0.params_recurrent),
+        model_options = r0.config.get("model_options") or {}
+        published = matching(g.protocol.name if g.protocol else None, g.model, g.hidden,
+                             model_init(g.model, model_options))
+        rows.append({"label": g.label, "params": _params(r0.params_total, r0.params_dof),
+                     "recurrent": _num(r0.params_recurrent),
                      "metric": _pm(mean, std, n), "best_val": _num(best_val),
                      "ms": _num(ms * 1e3 if ms is not None else None, 3),
                      "total": _num(total, 3), "orth": f"{orth:.1e}" if orth is not None else "—",
-                     "statuses": g.statuses(), "published": matching(task, g.model, g.hidden), "_mean": mean})
+                     "statuses": g.statuses(), "published": published, "_mean": mean})
     scored = [r for r in rows if r["_mean"] is not None]
     if scored:
         (max if higher else min)(scored, key=lambda r: r["_mean"])["best"] = True
@@ -88,7 +100,9 @@ FIGURES = [
      "learning_curves", {}),
     ("curves-time", "full", "Learning curves against training wall-clock time", "learning_curves",
      {"wallclock": True}),
-    ("metric-vs-params", "half", "Test metric at best validation against parameter count", "metric_vs_params", {}),
+    ("metric-vs-params", "half", "Test metric at best validation against degrees of freedom (filled); a hollow "
+     "marker joined to it shows the stored count where a parametrization stores more numbers (n² for n(n−1)/2)",
+     "metric_vs_params", {}),
     ("time-per-step", "half", "Time per training step", "time_per_step", {}),
     ("spectra", "full", "Eigenvalues of the recurrent matrix at init and at the end (complex plane, unit circle "
      "drawn)", "spectra", {}),
@@ -109,12 +123,18 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
     for old in out.glob("*.png"):
         old.unlink()
     runs = load(db)
-    by_task = group(runs)
-    colors = figures.palette(sorted({g.label for gs in by_task.values() for g in gs}))
+    by_protocol = group(runs)
+    colors = figures.palette(sorted({g.label for gs in by_protocol.values() for g in gs}))
+    per_task: dict[str, list] = {}
+    for proto in by_protocol:
+        per_task.setdefault(proto.task, []).append(proto)
+    diffs = {p: d for protos in per_task.values() for p, d in differences(protos).items()}
     tasks, matches, slugs, jobs = [], [], set(), []
-    for task, groups in by_task.items():
+    for proto, groups in by_protocol.items():
+        task = proto.task
         info = task_info(groups)
-        s = slug(task)
+        alone = len(per_task[task]) == 1
+        s = slug(task if alone else proto.label)
         while s in slugs:  # two names that differ only in unsafe characters
             s += "-"
         slugs.add(s)
@@ -128,15 +148,21 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
         rows = _rows(task, groups, info)
         for g, r in zip(groups, rows):
             for p in r["published"]:
-                matches.append({"task": task, "label": g.label, "hidden": g.hidden, "ours": r["metric"],
-                                "value": p.value, "verified": p.verified, "source": p.source, "note": p.note})
+                matches.append({"task": task, "protocol": proto.label, "label": g.label, "hidden": g.hidden,
+                                "ours": r["metric"], "value": p.value, "verified": p.verified,
+                                "source": p.source, "note": p.note})
         base = info.get("baseline", {})
         common, varying_keys, varying = _config_tables(groups)
-        options = groups[0].runs[0].config.get("task_options") or {}
+        settings = dict(proto.settings)
         tasks.append({
-            "name": task, "slug": s, "description": info.get("description", ""),
+            "name": task, "slug": s, "description": info.get("description", ""), "protocol": proto.label,
+            "protocol_named": proto.name is not None, "protocol_source": proto.source, "alone": alone,
+            "siblings": [q.label for q in per_task[task] if q != proto],
+            "differs": diffs.get(proto, {}) if not alone else {},
             "metric": info.get("metric", "?"), "higher_is_better": info.get("higher_is_better", True),
-            "length": info.get("length", "?"), "options": options, "rows": rows, "figures": fig_rows,
+            "length": info.get("length", "?"), "settings": settings, "rows": rows, "figures": fig_rows,
+            "options": {k[5:]: v for k, v in settings.items() if k.startswith("task.")},
+            "budget": {k: v for k, v in settings.items() if not k.startswith("task.")},
             "baseline_metric": _num(base.get(info.get("metric"))), "baseline_loss": _num(base.get("loss")),
             "common": common, "varying_keys": varying_keys, "varying": varying,
         })

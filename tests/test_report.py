@@ -1,8 +1,10 @@
 """The report rendered from the checked-in fixture store (tests/fixtures/report.db)."""
 
 import hashlib
+import json
 import re
 import shutil
+import sqlite3
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -64,20 +66,25 @@ def test_reports_never_write_to_the_store(rendered):
     assert rendered["db_unchanged"]
 
 
-def test_every_task_has_its_table_baseline_and_figures(rendered):
+def test_every_protocol_has_its_table_baseline_and_figures(rendered):
     html, page, out = rendered["html"], rendered["page"], rendered["index"].parent
-    for task in ("adding", "copying", "mnist"):
-        assert f'id="task-{task}"' in html
+    sections = re.findall(r'<section id="task-([^"]+)"', html)
+    # six protocols: copying at 30 steps and the unfinished exprnn run at 20, adding at 30 steps and the
+    # diverging rnn run at 50, mnist, and the copied run under a hostile task name
+    assert len(sections) == 6
+    assert "mnist" in sections and sum(s.startswith("copying-") for s in sections) == 2
+    assert sum(s.startswith("adding-") for s in sections) == 2
+    for s in sections:
         for fig in FIGURES:
-            assert (out / f"{task}-{fig}.png").is_file()
-            assert f'src="{task}-{fig}.png"' in html
+            assert (out / f"{s}-{fig}.png").is_file()
+            assert f'src="{s}-{fig}.png"' in html
     srcs = [img["src"] for img in page.images]
-    assert len(srcs) == 4 * len(FIGURES) == len(set(srcs))
+    assert len(srcs) == 6 * len(FIGURES) == len(set(srcs))
     for src in srcs:
         data = (out / src).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
     baselines = [r for r in page.rows if r and r[0] == "memoryless baseline"]
-    assert len(baselines) == 4
+    assert len(baselines) == 6
     # copying T=8, K=3: K log 8 / (T + 2K) = 0.4456, recall baseline 1/8
     assert any(r[3] == "0.125" and r[-1] == "loss 0.4456" for r in baselines)
     assert any(r[3] == "0.1667" for r in baselines)  # adding: 1/6
@@ -98,12 +105,32 @@ def test_table_values_come_from_the_store(rendered):
     assert "diverged 1" in statuses and "running 1" in statuses
 
 
-def test_published_numbers_beside_matching_runs(rendered):
+def test_published_numbers_need_the_same_protocol(rendered, tmp_path):
+    # the fixture's MNIST run has n=170 but 4 steps at batch 8: not the protocol of any published number
     page, html = rendered["page"], rendered["html"]
-    row = next(r for r in page.rows if r[:1] == ["scornn"] and "0.972" in r[-1])  # mnist, n=170
+    mnist = next(r for r in page.rows if r[:1] == ["scornn"] and "0.972" not in r[-1] and r[1] == "16,415")
+    assert mnist[-1] == "—"
+    assert "arXiv:1707.09520v3" in html  # every published number still states its source
+    # the same run recorded under the scoRNN paper's MNIST protocol is set beside its numbers
+    from suite.protocols import protocol, resolve_protocol
+
+    db = tmp_path / "report.db"
+    shutil.copy(FIXTURE, db)
+    paper = resolve_protocol(protocol("scornn-mnist"), "scornn").config.to_dict()
+    con = sqlite3.connect(db)
+    (run_id, raw), = con.execute("SELECT run_id, config FROM runs WHERE task = 'mnist'").fetchall()
+    config = json.loads(raw)
+    config.update({k: paper[k] for k in ("steps", "batch_size", "eval_every", "eval_batch_size")},
+                  task_options={**config["task_options"], **paper["task_options"]})
+    con.execute("UPDATE runs SET config = ? WHERE run_id = ?", (json.dumps(config), run_id))
+    con.commit()
+    con.close()
+    html = render_report(db, tmp_path / "out").read_text()
+    page = _Page()
+    page.feed(html)
+    row = next(r for r in page.rows if r[:1] == ["scornn"] and "0.972" in r[-1])
     assert "arXiv:1901.08428" in row[-1]
-    assert re.search(r"<td>mnist</td><td>scornn</td><td class=\"num\">170</td>", html)
-    assert "arXiv:1707.09520v3" in html  # every published number states its source
+    assert re.search(r"<td>mnist</td><td>scornn-mnist</td><td>scornn</td><td class=\"num\">170</td>", html)
 
 
 def test_strings_from_the_store_are_escaped(rendered):
