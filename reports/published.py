@@ -4,10 +4,9 @@ A number is comparable only with runs of the protocol it was measured under (sui
 options and training budget), with the paper's model at the same hidden size and the same init of the
 orthogonal weights: the expRNN MNIST numbers come from the Cayley-init script, so a Henaff-init
 ``exprnn`` is never set beside them. Entries whose protocol the suite does not define (``protocol``
-None) are listed with their sources but matched to no run. Each entry names its source. The values come from ../shared/reference.md (sections 1 and 2); where
-that file marks a value unverified against the paper itself, ``verified`` is False and the report
-says so. Table numbers are given where the reference names them; "table number unverified"
-otherwise.
+None) are listed with their sources but matched to no run. Each entry names its source; where a
+value could not be checked against the paper itself, ``verified`` is False and the report says so.
+Table numbers are given where known; "table number unverified" otherwise.
 """
 
 from __future__ import annotations

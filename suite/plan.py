@@ -98,7 +98,8 @@ def format_plan(resolved: list[Resolved], estimates: dict, scale: str, device: s
         group = [r for r in resolved if r.protocol.name == name]
         first = group[0]
         lines.append("")
-        lines.append(f"protocol {name} (task {first.protocol.task}){': ' + first.protocol.note if first.protocol.note else ''}")
+        note = f": {first.protocol.note}" if first.protocol.note else ""
+        lines.append(f"protocol {name} (task {first.protocol.task}){note}")
         shared = [(k, v, s) for k, v, s in first.settings() if k in PROTOCOL_FIELDS or k.startswith("task.")]
         for k, v, s in shared:
             lines.append(f"    {k + '=' + repr(v):<34} {cite(s)}")

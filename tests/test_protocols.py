@@ -13,8 +13,15 @@ from reports.render import render_report
 from suite.config import RunConfig, apply_values, canonical, scope_of
 from suite.errors import ConfigError
 from suite.presets import PRESETS, SCALES
-from suite.protocols import (LOCATION_OPTIONS, PROTOCOL_FIELDS, PROTOCOLS, protocol, protocol_key, protocols_for,
-                             resolve_protocol)
+from suite.protocols import (
+    LOCATION_OPTIONS,
+    PROTOCOL_FIELDS,
+    PROTOCOLS,
+    protocol,
+    protocol_key,
+    protocols_for,
+    resolve_protocol,
+)
 from suite.registry import MODELS, TASKS
 from suite.runner import execute
 from suite.store import Store
