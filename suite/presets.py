@@ -52,6 +52,7 @@ PRESETS: list[Preset] = [
     Preset("paper", "adding", "*", {"hidden": 170}, SUITE + " (n of scoRNN on adding)"),
     Preset("paper", "*mnist", "*", {"hidden": 170}, SUITE + " (n of scoRNN and expRNN on MNIST)"),
     Preset("paper", "timit", "*", {"hidden": 224}, SUITE + " (n of scoRNN and expRNN on TIMIT)"),
+    Preset("paper", "mnist1d", "*", {"hidden": 64}, SUITE + " (no paper runs MNIST-1D: the quick scale's n)"),
     Preset("paper", "*", "eurnn*", {"orth_lr": 1e-3}, EURNN + " (one rate for every weight)"),
 
     # ---- paper: scoRNN ------------------------------------------------------------------------

@@ -247,3 +247,12 @@ def test_degrees_of_freedom_are_recorded_beside_the_stored_count(tmp_path):
     out = execute(tiny("scornn", steps=3, eval_every=3), store)
     run = store.run(out.run_id)
     assert run["summary"]["params_dof"] == run["params_total"]
+
+
+def test_every_preset_applies_somewhere():
+    used = set()
+    for p, model in _all_pairs():
+        for i, preset in enumerate(PRESETS):
+            if preset.matches(p.scales[0], model, p.task):
+                used.add(i)
+    assert [PRESETS[i] for i in range(len(PRESETS)) if i not in used] == []
