@@ -13,9 +13,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.base import orthogonality_error  # noqa: E402
-from suite.registry import create_model  # noqa: E402
-from suite.seeding import seeded  # noqa: E402
+from models.base import orthogonality_error
+from suite.registry import create_model
+from suite.seeding import seeded
 
 torch.set_num_threads(1)
 for project_every in (None, 30):

@@ -156,15 +156,26 @@ def _run(engine: str, xu, W, act, h0, inplace: bool = False) -> torch.Tensor:
     return fused.recurrence(xu, W, bias, h0, act.kind, inplace=inplace)
 
 
+READOUT_INITS = ("default", "kaiming", "glorot", "glorot_bias")
+
+
 def init_readout(readout: nn.Linear, kind: str) -> None:
     """"default" keeps torch's init; "kaiming": Kaiming-normal weight (relu gain), zero bias
-    (expRNN's copying script); "glorot": Glorot-uniform weight, zero bias (scoRNN's code)."""
-    check_choice("readout_init", kind, ("default", "kaiming", "glorot"))
+    (expRNN's copying script); "glorot": Glorot-uniform weight, zero bias (scoRNN's MNIST and adding
+    code, ``tf.layers.dense``); "glorot_bias": Glorot-uniform weight and bias, the bias as TF's
+    default initializer treats a 1-D shape, U(-sqrt(3/d), sqrt(3/d)) (scoRNN's copying code,
+    ``tf.get_variable``)."""
+    import math
+
+    check_choice("readout_init", kind, READOUT_INITS)
     if kind == "kaiming":
         nn.init.kaiming_normal_(readout.weight, nonlinearity="relu")
-    elif kind == "glorot":
+    elif kind.startswith("glorot"):
         nn.init.xavier_uniform_(readout.weight)
-    if kind != "default":
+    if kind == "glorot_bias":
+        bound = math.sqrt(3 / readout.bias.numel())
+        nn.init.uniform_(readout.bias, -bound, bound)
+    elif kind != "default":
         nn.init.zeros_(readout.bias)
 
 

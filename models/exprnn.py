@@ -75,9 +75,6 @@ class Exponential(Transition):
         return f"n={self.n}, base_every={self.base_every}, project_every={self.project_every}"
 
 
-READOUT_INITS = ("default", "kaiming", "glorot")
-
-
 def _exprnn(d_in, d_out, output, hidden, init, base_every, activation, engine, readout_init,
             project_every=None):
     check_range("hidden", hidden, low=1, where="exprnn")

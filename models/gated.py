@@ -16,12 +16,15 @@ from suite.registry import register_model
 
 
 class Gated(RecurrentModel):
-    def __init__(self, cell: str, d_in: int, d_out: int, hidden: int, output: str):
+    def __init__(self, cell: str, d_in: int, d_out: int, hidden: int, output: str, forget_bias: float = 0.0):
         super().__init__(d_in, d_out, hidden, output)
         check_range("hidden", hidden, low=1, where=cell)
         self.cell = cell
         self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](d_in, hidden, batch_first=True)
         self.readout = nn.Linear(hidden, d_out)
+        if forget_bias:  # TF's BasicLSTMCell adds a constant 1 to the forget gate; here: its initial value
+            with torch.no_grad():
+                self.rnn.bias_ih_l0[hidden: 2 * hidden] += forget_bias
 
     def recurrent_matrix(self) -> torch.Tensor:
         n = self.hidden
@@ -55,9 +58,9 @@ class Gated(RecurrentModel):
 
 
 @register_model
-def lstm(d_in: int, d_out: int, output: str = "last", hidden: int = 128):
+def lstm(d_in: int, d_out: int, output: str = "last", hidden: int = 128, forget_bias: float = 0.0):
     """torch.nn.LSTM with a linear readout (torch's default init, two bias sets)."""
-    return Gated("lstm", d_in, d_out, hidden, output)
+    return Gated("lstm", d_in, d_out, hidden, output, forget_bias)
 
 
 @register_model

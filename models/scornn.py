@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.engine import RecurrentNet, Transition
+from models.engine import RecurrentNet, Transition, init_readout
 from models.skew import SKEW_INITS, skew, upper
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
@@ -86,28 +86,28 @@ class ScaledCayley(Transition):
         return f"n={self.n}, rho={self.rho}, grad={self.grad}"
 
 
-def _scornn(d_in, d_out, output, hidden, rho, activation, init, grad, engine):
+def _scornn(d_in, d_out, output, hidden, rho, activation, init, grad, engine, readout_init="glorot"):
     check_range("hidden", hidden, low=1, where="scornn")
     rho = hidden // 2 if rho is None else rho
     net = RecurrentNet(ScaledCayley(hidden, rho, init, grad), d_in, d_out, output=output,
                        activation=activation, engine=engine)
-    # authors' code: U ~ U(-0.01, 0.01), modReLU bias 0, Glorot-uniform readout
+    # authors' code: U ~ U(-0.01, 0.01), modReLU bias 0, Glorot-uniform readout (its copying script
+    # also draws the readout bias Glorot-uniform: readout_init="glorot_bias")
     nn.init.uniform_(net.input.weight, -0.01, 0.01)
-    nn.init.xavier_uniform_(net.readout.weight)
-    nn.init.zeros_(net.readout.bias)
+    init_readout(net.readout, readout_init)
     return net
 
 
 @register_model
 def scornn(d_in: int, d_out: int, output: str = "last", hidden: int = 190, rho: int | None = None,
-           activation: str = "modrelu", init: str = "cayley", engine: str = "auto"):
+           activation: str = "modrelu", init: str = "cayley", engine: str = "auto", readout_init: str = "glorot"):
     """scoRNN, scaled Cayley transform; A trained with the closed-form gradient (Theorem 3.1)."""
-    return _scornn(d_in, d_out, output, hidden, rho, activation, init, "closed_form", engine)
+    return _scornn(d_in, d_out, output, hidden, rho, activation, init, "closed_form", engine, readout_init)
 
 
 @register_model(mission=False)
 def scornn_autograd(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                     rho: int | None = None, activation: str = "modrelu", init: str = "cayley",
-                    engine: str = "auto"):
+                    engine: str = "auto", readout_init: str = "glorot"):
     """scoRNN with autograd through the solve instead of Theorem 3.1 (same maths, for checking)."""
-    return _scornn(d_in, d_out, output, hidden, rho, activation, init, "autograd", engine)
+    return _scornn(d_in, d_out, output, hidden, rho, activation, init, "autograd", engine, readout_init)

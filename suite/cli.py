@@ -75,7 +75,7 @@ def plan_resolved(args) -> list:
         for model in models:
             for seed in _seeds(args.seeds):
                 try:
-                    resolved.append(resolve_protocol(proto, model, seed, overrides, strict=False))
+                    resolved.append(resolve_protocol(proto, model, seed, overrides, strict=False, scale=args.scale))
                 except SuiteError as e:
                     errors.append(f"{model} on {proto.name}: {e}")
     # a --set key must apply somewhere in the sweep (model.rho applies to scornn only, and that is fine)

@@ -22,13 +22,13 @@ EXP_SKEW = "exprnn|dtriv"  # the expRNN-family models that take an ``init`` opti
 @dataclass(frozen=True)
 class Preset:
     scale: str
-    task: str  # fnmatch pattern
+    task: str  # fnmatch patterns joined by "|"
     models: str  # fnmatch patterns joined by "|"
     values: dict = field(default_factory=dict)
     source: str = ""
 
     def matches(self, scale: str, model: str, task: str) -> bool:
-        return (scale == self.scale and fnmatch.fnmatchcase(task, self.task)
+        return (scale == self.scale and any(fnmatch.fnmatchcase(task, p) for p in self.task.split("|"))
                 and any(fnmatch.fnmatchcase(model, p) for p in self.models.split("|")))
 
 
@@ -57,8 +57,9 @@ PRESETS: list[Preset] = [
 
     # ---- paper: scoRNN ------------------------------------------------------------------------
     Preset("paper", "copying", "scornn*", {"hidden": 190, "model.rho": 95, "optimizer": "rmsprop", "lr": 1e-3,
-                                          "orth_optimizer": "rmsprop", "orth_lr": 1e-4,
-                                          "rmsprop_alpha": 0.9}, SCORNN + " (TF RMSprop decay 0.9)"),
+                                          "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9,
+                                          "model.readout_init": "glorot_bias"},
+           SCORNN + " (TF RMSprop decay 0.9; copying script: readout weight and bias by TF's default Glorot init)"),
     Preset("paper", "adding", "scornn*", {"hidden": 170, "model.rho": 85, "optimizer": "adam", "lr": 1e-3,
                                          "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9},
            SCORNN),
@@ -94,8 +95,9 @@ PRESETS: list[Preset] = [
     # ---- paper: EURNN and LSTM baselines --------------------------------------------------------
     Preset("paper", "copying", "eurnn*", {"hidden": 128, "lr": 1e-3, "orth_lr": 1e-3}, EURNN),
     Preset("paper", "copying", "eurnn", {"model.capacity": 4}, EURNN + " (capacity 4)"),
-    Preset("paper", "copying", "lstm", {"hidden": 68, "lr": 1e-3, "rmsprop_alpha": 0.9},
-           SCORNN + " (its LSTM baseline, n=68)"),
+    Preset("paper", "copying|adding", "lstm", {"model.forget_bias": 1.0, "rmsprop_alpha": 0.9},
+           SCORNN + " (its LSTM baseline: TF BasicLSTMCell, forget bias 1)"),
+    Preset("paper", "copying", "lstm", {"hidden": 68, "lr": 1e-3}, SCORNN + " (its LSTM baseline, n=68)"),
     Preset("paper", "*mnist", "lstm", {"hidden": 128, "lr": 1e-3, "rmsprop_alpha": 0.99},
            EXPRNN + " (LSTM baseline: torch RMSprop, no clipping)"),
 ]
@@ -111,4 +113,4 @@ def resolve(model: str, task: str, scale: str, seed: int = 0, overrides: dict | 
     ``suite.protocols.protocols_for`` for all of them)."""
     from suite.protocols import protocols_for, resolve_protocol
 
-    return resolve_protocol(protocols_for(scale, task)[0], model, seed, overrides, strict=strict).config
+    return resolve_protocol(protocols_for(scale, task)[0], model, seed, overrides, strict=strict, scale=scale).config

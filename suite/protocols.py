@@ -147,13 +147,16 @@ class Resolved:
 
 
 def resolve_protocol(proto: Protocol, model: str, seed: int = 0, overrides: dict | None = None,
-                     strict: bool = True) -> Resolved:
+                     strict: bool = True, scale: str | None = None) -> Resolved:
     """Defaults, then the model-side presets for (scale, task, model), then the protocol's shared
     settings, then ``overrides``. Presets and protocols are applied strictly: a value that does not
-    land is an error, never skipped."""
+    land is an error, never skipped. ``scale``: which scale's presets (default: the protocol's first)."""
+    scale = scale or proto.scales[0]
+    if scale not in proto.scales:
+        raise ConfigError(f"protocol {proto.name!r} is not part of scale {scale!r}; its scales: "
+                          f"{', '.join(proto.scales)}")
     config = RunConfig(model=model, task=proto.task, seed=seed)
     sources: dict[str, str] = {}
-    scale = proto.scales[0]
     for p in presets_for(model, proto.task, scale):
         for key, value in p.values.items():
             scope, name = scope_of(config, key)

@@ -98,3 +98,23 @@ def test_degrees_of_freedom():
         assert m.recurrent_parameter_count() == stored_recurrent
         free = n * (n - 1) // 2 if m.constraint == "orthogonal" else n * n
         assert m.degrees_of_freedom() == m.parameter_count() - stored_recurrent + free
+
+
+def test_scornn_copying_readout_bias_as_tf_get_variable():
+    with seeded(0):
+        tf_like = create_model("scornn", d_in=10, d_out=9, hidden=32, readout_init="glorot_bias")
+        dense = create_model("scornn", d_in=10, d_out=9, hidden=32)
+    bound = math.sqrt(3 / 9)  # TF's Glorot on a 1-D shape [9]: fan_in = fan_out = 9
+    b = tf_like.readout.bias
+    assert b.abs().max().item() <= bound and b.abs().max().item() > bound / 4
+    assert torch.count_nonzero(dense.readout.bias) == 0  # tf.layers.dense: zero bias
+
+
+def test_lstm_forget_bias_starts_at_one_like_tf_basic_lstm_cell():
+    with seeded(0):
+        plain = create_model("lstm", d_in=3, d_out=2, hidden=5)
+    with seeded(0):
+        tf_like = create_model("lstm", d_in=3, d_out=2, hidden=5, forget_bias=1.0)
+    diff = tf_like.rnn.bias_ih_l0 - plain.rnn.bias_ih_l0
+    torch.testing.assert_close(diff[5:10], torch.ones(5))
+    assert torch.count_nonzero(diff[:5]) == 0 and torch.count_nonzero(diff[10:]) == 0

@@ -40,8 +40,9 @@ def _where(config: RunConfig, key: str):
 
 def _all_pairs():
     for p in PROTOCOLS:
-        for model in MODELS.names():
-            yield p, model
+        for scale in p.scales:
+            for model in MODELS.names():
+                yield p, scale, model
 
 
 def test_dtriv_on_copying_at_paper_scale_gets_ten_task_symbols_and_K_100():
@@ -74,15 +75,15 @@ def test_cli_refuses_set_K_naming_both_scopes():
     assert "task.K" in r.stderr and "model.K" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("protocol_obj, model", list(_all_pairs()), ids=lambda v: getattr(v, "name", v))
-def test_every_preset_and_protocol_value_lands_where_intended(protocol_obj, model):
-    """Walk every preset that matches (model, task) at the protocol's scale, then the protocol: each
-    value must sit at its scoped place in the config unless a later one sets the same key."""
-    r = resolve_protocol(protocol_obj, model)
+@pytest.mark.parametrize("protocol_obj, scale, model", list(_all_pairs()), ids=lambda v: getattr(v, "name", v))
+def test_every_preset_and_protocol_value_lands_where_intended(protocol_obj, scale, model):
+    """Walk every preset that matches (model, task) at the scale, then the protocol: each value must
+    sit at its scoped place in the config unless a later one sets the same key."""
+    r = resolve_protocol(protocol_obj, model, scale=scale)
     config = r.config
     expected = {}
     for preset in PRESETS:
-        if preset.matches(protocol_obj.scales[0], model, protocol_obj.task):
+        if preset.matches(scale, model, protocol_obj.task):
             for key, value in preset.values.items():
                 scope, name = scope_of(config, key)
                 assert scope != "task" and name not in PROTOCOL_FIELDS, f"{key} is a protocol setting"
@@ -251,8 +252,8 @@ def test_degrees_of_freedom_are_recorded_beside_the_stored_count(tmp_path):
 
 def test_every_preset_applies_somewhere():
     used = set()
-    for p, model in _all_pairs():
+    for p, scale, model in _all_pairs():
         for i, preset in enumerate(PRESETS):
-            if preset.matches(p.scales[0], model, p.task):
+            if preset.matches(scale, model, p.task):
                 used.add(i)
     assert [PRESETS[i] for i in range(len(PRESETS)) if i not in used] == []
