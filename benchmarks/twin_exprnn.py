@@ -49,8 +49,8 @@ from suite.seeding import seeded  # noqa: E402
 
 def load_authors(path: Path, mode: str, K: int, M: int, L: int, n: int, batch: int, expm: str):
     """The authors' copying module, imported with the arguments of one run."""
-    if not hasattr(torch, "solve"):  # removed in torch 2; same semantics: solve A X = B
-        torch.solve = lambda B, A: (torch.linalg.solve(A, B), None)
+    # removed in torch 2 (the name remains, raising); same semantics: solve A X = B
+    torch.solve = lambda B, A: (torch.linalg.solve(A, B), None)
     sys.path.insert(0, str(path))
     argv = sys.argv
     sys.argv = ["1_copying.py", "--mode", mode, "--K", str(K), "--L", str(L), "--hidden_size", str(n),
