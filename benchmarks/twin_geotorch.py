@@ -119,6 +119,10 @@ def seeds(args) -> dict:
         mod.batch_size = args.batch
         torch.manual_seed(seed)
         theirs = mod.Model(8, args.hidden)
+        if args.no_input_bias:  # the suite's models have none
+            with torch.no_grad():
+                theirs.rnn.input_kernel.bias.zero_()
+            theirs.rnn.input_kernel.bias.requires_grad_(False)
         o_t = optimizers(*split(theirs, theirs.rnn.recurrent_kernel), args.lr, args.lr_orth)
         ours = suite_model(args.hidden, seed)
         o_o = optimizers(*split(ours, ours.transition), args.lr, args.lr_orth)
@@ -147,7 +151,8 @@ def seeds(args) -> dict:
         ma, sa, ms, ss = statistics.fmean(a), statistics.stdev(a), statistics.fmean(s), statistics.stdev(s)
         rows.append({"step": m + 1, "theirs_mean": ma, "theirs_std": sa, "suite_mean": ms, "suite_std": ss,
                      "within_spread": abs(ma - ms) <= max(sa, ss)})
-    return {"part": "seeds", "seeds": args.seeds, "steps": args.seed_steps, "rows": rows}
+    return {"part": "seeds", "seeds": args.seeds, "steps": args.seed_steps, "rows": rows,
+            "input_bias": not args.no_input_bias}
 
 
 def main(argv=None) -> int:
@@ -163,6 +168,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--seed-steps", type=int, default=200)
     p.add_argument("--every", type=int, default=50)
+    p.add_argument("--no-input-bias", action="store_true", help="part 'seeds': hold the example's input bias "
+                   "at zero, as the suite's models have none")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
