@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import multiprocessing as mp
-import os
 import sys
 from pathlib import Path
 
 from suite.config import OFFLINE_TASKS, apply_values, parse_assignments
 from suite.errors import ConfigError, SuiteError, UnknownNameError
+from suite.executors import add_arguments as add_executor_arguments
+from suite.executors import run_all
 from suite.registry import MODELS, TASKS
 
 DEFAULT_DB = "results/suite.db"
@@ -105,68 +105,6 @@ def _accepts(config, key, value) -> bool:
         return False
 
 
-def _cost(config) -> float:
-    """A rough relative cost, to start long runs first."""
-    from suite.registry import create_task
-
-    task = create_task(config.task, **config.task_kwargs())
-    try:
-        length = task.length
-    except Exception:
-        length = 100
-    factor = 4.0 if config.model.startswith("eurnn") else 1.0
-    return config.steps * config.batch_size * length * factor
-
-
-def _worker_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _worker(job):
-    from suite.runner import execute
-    from suite.store import Store
-
-    config, db, device, force = job
-    store = Store(db)
-    try:
-        return execute(config, store, device=device, force=force, progress=False)
-    finally:
-        store.close()
-
-
-def run_all(configs, db: str, device: str, force: bool, workers: int) -> list:
-    from tqdm.auto import tqdm
-
-    from suite.runner import execute
-    from suite.store import Store
-
-    configs = sorted(configs, key=_cost, reverse=True)
-    outcomes = []
-    bar = tqdm(total=len(configs), desc="runs", unit="run", dynamic_ncols=True)
-    try:
-        if workers <= 1:
-            store = Store(db)
-            for c in configs:
-                bar.set_postfix_str(f"{c.model}/{c.task}/s{c.seed}")
-                outcomes.append(execute(c, store, device=device, force=force, progress=True))
-                bar.update(1)
-            store.close()
-        else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, initializer=_worker_init, initargs=(threads,)) as pool:
-                jobs = [(c, db, device, force) for c in configs]
-                for o in pool.imap_unordered(_worker, jobs):
-                    outcomes.append(o)
-                    bar.set_postfix_str(f"{o.run_id}: {o.status}")
-                    bar.update(1)
-    finally:
-        bar.close()
-    return outcomes
-
-
 # ---- commands -------------------------------------------------------------------------------------
 def cmd_list(args) -> int:
     what = args.what
@@ -204,9 +142,11 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from suite.executors import from_args
     from suite.runner import resolve_device
 
-    device = resolve_device(args.device)  # a device that is not there stops before any work
+    if args.executor == "local" or args.dry_run:  # with Ray, each run resolves its device where it runs
+        device = resolve_device(args.device)  # a device that is not there stops before any work
     if args.dry_run:
         from suite.plan import estimate, format_plan
 
@@ -216,14 +156,12 @@ def cmd_run(args) -> int:
         print(format_plan(resolved, estimates, args.scale, str(device)))
         return 0
     configs = plan(args)
-    workers = args.workers
-    if workers is None:
-        workers = 1 if (args.device.startswith("cuda") or len(configs) == 1) else min(2, os.cpu_count() or 1)
+    executor = from_args(args, len(configs))
     print(f"{len(configs)} runs ({len({c.model for c in configs})} models x "
           f"{len({c.task for c in configs})} tasks x {len({c.seed for c in configs})} seeds), "
-          f"scale {args.scale}, {workers} worker(s), store {args.db}", file=sys.stderr)
+          f"scale {args.scale}, {executor.describe()}, store {args.db}", file=sys.stderr)
     try:
-        outcomes = run_all(configs, args.db, args.device, args.force, workers)
+        outcomes = run_all(configs, args.db, args.device, args.force, executor=executor)
     except KeyboardInterrupt:
         print("\ninterrupted: every committed metric is in the store; run the same command to resume",
               file=sys.stderr)
@@ -357,6 +295,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--db", default=DEFAULT_DB, help=f"results store (default {DEFAULT_DB})")
     run.add_argument("--force", action="store_true", help="rerun finished runs from scratch")
     run.add_argument("--workers", type=int, help="parallel processes (default: 2 on a multi-core CPU)")
+    add_executor_arguments(run)
     run.add_argument("--no-report", action="store_true", help="skip writing the HTML report")
     run.add_argument("--report-dir", default=None, help="report folder (default: next to the store)")
     run.add_argument("--dry-run", action="store_true", help="print the plan (protocol x model, the source of "

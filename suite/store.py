@@ -9,8 +9,8 @@ recomputes the uncommitted steps exactly (batches are pure functions of (seed, s
 
 Concurrency: WAL journal, a busy timeout, and BEGIN IMMEDIATE for every write, so several processes
 (parallel workers, or several ``suite run`` commands) can share one store. A run is claimed by one
-owner (host:pid); a claim held by a dead process on this host, or not refreshed within the lease, is
-taken over and resumed.
+owner (host:pid, or host:pid/ray:TASK for a Ray task whose driver is host:pid); a claim held by a dead
+process on this host, or not refreshed within the lease, is taken over and resumed.
 """
 
 from __future__ import annotations
@@ -78,10 +78,12 @@ def me() -> str:
 
 
 def _owner_alive(owner: str | None, heartbeat: float | None, now: float) -> bool:
-    """A claim holds while its heartbeat is fresh, unless its process is known dead (same host)."""
+    """A claim holds while its heartbeat is fresh, unless its process is known dead (same host).
+    An owner "host:pid/TASK" is a task run for the process host:pid (a Ray driver, which performs its
+    workers' store calls): it lives as long as that process does."""
     if not owner or heartbeat is None or now - heartbeat >= LEASE_SECONDS:
         return False
-    host, _, pid = owner.rpartition(":")
+    host, _, pid = owner.partition("/")[0].rpartition(":")
     if host == socket.gethostname():
         try:
             os.kill(int(pid), 0)
@@ -177,17 +179,21 @@ class Store:
 
     # ---- runs ------------------------------------------------------------------------------------
     def claim(self, run_id: str, config_hash: str, seed: int, model: str, task: str, config: dict,
-              total_steps: int, force: bool = False) -> tuple[str, int]:
-        """Take a run for this process. Returns (action, step): action is "start", "resume",
+              total_steps: int, force: bool = False, owner: str | None = None) -> tuple[str, int]:
+        """Take a run for this process, or for ``owner`` (a task this process runs remotely; a retry of
+        that task takes over its own claim). Returns (action, step): action is "start", "resume",
         "done" (finished or diverged, not forced) or "busy" (a live process holds it)."""
         now = time.time()
+        mine = owner is not None
+        owner = owner or me()
         with self.write() as c:
             row = c.execute("SELECT status, step, owner, heartbeat FROM runs WHERE run_id = ?",
                             (run_id,)).fetchone()
             if row is not None and not force:
                 if row["status"] in ("finished", "diverged"):
                     return "done", row["step"]
-                if row["status"] == "running" and _owner_alive(row["owner"], row["heartbeat"], now):
+                if (row["status"] == "running" and not (mine and row["owner"] == owner)
+                        and _owner_alive(row["owner"], row["heartbeat"], now)):
                     return "busy", row["step"]
             if row is None or force:
                 if row is not None:
@@ -198,10 +204,12 @@ class Store:
                     " total_steps, owner, heartbeat, created, updated) "
                     "VALUES (?, ?, ?, ?, ?, ?, 'running', 0, ?, ?, ?, ?, ?)",
                     (run_id, config_hash, seed, model, task, json.dumps(config, sort_keys=True),
-                     total_steps, me(), now, now, now))
+                     total_steps, owner, now, now, now))
                 return "start", 0
+            if row["step"] == 0:  # step 0's records may be committed; the restart records them again
+                self._delete_records(c, run_id)
             c.execute("UPDATE runs SET status = 'running', owner = ?, heartbeat = ?, updated = ?,"
-                      " error = NULL WHERE run_id = ?", (me(), now, now, run_id))
+                      " error = NULL WHERE run_id = ?", (owner, now, now, run_id))
             return ("resume" if row["step"] > 0 else "start"), row["step"]
 
     @staticmethod

@@ -1,0 +1,494 @@
+"""Where a sweep's runs execute: in this process, in local worker processes, or as Ray tasks.
+
+``run_all(configs, db, device, force, executor=Executor(...))`` trains a list of RunConfigs into the
+store at ``db`` and returns their Outcomes; ``suite run`` calls it, and so can any command that trains
+a list of configs. Every executor runs the one training loop, ``suite.runner.execute``.
+
+- ``local``: one run after another in this process (``workers=1``), or a pool of spawned processes.
+  Each worker opens the store itself (one SQLite file, safe to share on one machine).
+- ``ray``: each run is a Ray task (``cpus_per_run``, ``gpus_per_run``: fractional GPUs let several runs
+  share one). The store stays one SQLite file next to the driver and workers never open it (SQLite over
+  a network filesystem is unsafe): a worker's runner gets a ``RemoteStore`` whose calls travel through a
+  small actor to the driver, which performs them on the real Store. Checkpoints travel the same way,
+  so metrics are still committed only together with their checkpoint. A worker or node that dies: Ray
+  retries the task, which resumes from the last checkpoint the driver holds.
+
+Results do not depend on the executor: batches are pure functions of (seed, step), and every run gets
+the same number of torch threads (``threads``; results are bit-exact only for equal thread counts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import multiprocessing as mp
+import os
+import signal
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from suite.errors import ConfigError, SuiteError, check_choice, check_range
+
+EXECUTORS = ("local", "ray")
+RAY_EXTRA = "pip install 'ortho-rnn-suite[ray]'"
+
+
+@dataclass(frozen=True)
+class Executor:
+    kind: str = "local"  # local | ray
+    workers: int = 1  # local: runs in parallel processes (1: in this process)
+    threads: int | None = None  # torch threads per run; None: cores // workers locally, cpus_per_run on Ray
+    address: str | None = None  # ray: None starts (or joins) a Ray on this machine; "auto"; "ray://HOST:PORT"
+    cpus_per_run: float = 1.0  # ray: CPUs reserved per run
+    gpus_per_run: float = 0.0  # ray: GPUs reserved per run; 0.25 puts four runs on one GPU
+    max_retries: int = 3  # ray: retries of a run whose worker or node died
+
+    def __post_init__(self):
+        check_choice("executor", self.kind, EXECUTORS)
+        check_range("workers", self.workers, low=1)
+        if self.threads is not None:
+            check_range("threads", self.threads, low=1)
+        check_range("cpus_per_run", self.cpus_per_run, low=0, integer=False)
+        check_range("gpus_per_run", self.gpus_per_run, low=0, high=1, integer=False)  # a run uses one device
+        check_range("max_retries", self.max_retries, low=0)
+        if self.cpus_per_run == 0 and self.gpus_per_run == 0:
+            raise ConfigError("invalid cpus_per_run=0 with gpus_per_run=0: a run must reserve something")
+
+    def torch_threads(self) -> int | None:
+        """Threads each run gets; None: leave torch's default (one local run in this process)."""
+        if self.threads is not None:
+            return self.threads
+        if self.kind == "ray":
+            return max(1, int(self.cpus_per_run))
+        return max(1, (os.cpu_count() or 1) // self.workers) if self.workers > 1 else None
+
+    def describe(self) -> str:
+        if self.kind == "local":
+            return f"{self.workers} worker(s)"
+        return (f"Ray at {self.address or 'a local instance'}, {self.cpus_per_run:g} CPU"
+                f"{f' + {self.gpus_per_run:g} GPU' if self.gpus_per_run else ''} per run")
+
+    def run_device(self, device: str) -> str:
+        """The device string each run resolves where it runs (a Ray worker sees only its own GPU)."""
+        if self.kind == "local":
+            return device
+        valid = ("auto", "cpu", "cuda")
+        check_choice("device", device, valid, where="--executor ray (Ray assigns each run its GPU)")
+        if device == "auto":
+            return "cuda" if self.gpus_per_run else "cpu"
+        if device == "cuda" and not self.gpus_per_run:
+            raise ConfigError("invalid --device cuda with --gpus-per-run 0: reserve a GPU share, e.g. "
+                              "--gpus-per-run 0.25")
+        if device == "cpu" and self.gpus_per_run:
+            raise ConfigError(f"invalid --gpus-per-run {self.gpus_per_run:g} with --device cpu: the runs "
+                              "would reserve GPUs they do not use")
+        return device
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The executor options of ``suite run`` (and of any command that trains a list of configs)."""
+    p.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help=f"local processes (default) or Ray tasks on a cluster (needs {RAY_EXTRA})")
+    p.add_argument("--threads", type=int, help="torch threads per run (default: cores / workers locally, "
+                   "--cpus-per-run on Ray); results are bit-identical only for equal thread counts")
+    p.add_argument("--address", help="ray: 'auto' (a running cluster), ray://HOST:PORT (Ray Client), or "
+                   "HOST:PORT; default: the cluster of RAY_ADDRESS or on this machine, else a new local one")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="ray: CPUs reserved per run (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0,
+                   help="ray: GPU share per run, e.g. 0.25 runs four on one GPU (default 0: CPU runs)")
+    p.add_argument("--max-retries", type=int, default=3,
+                   help="ray: retries of a run whose worker or node died (default 3)")
+
+
+def from_args(args, n_runs: int) -> Executor:
+    """The Executor of parsed ``add_arguments`` options plus ``--workers``; checks Ray is importable."""
+    workers = args.workers
+    if workers is None:
+        workers = 1 if (args.device.startswith("cuda") or n_runs <= 1) else min(2, os.cpu_count() or 1)
+    if args.executor == "local":
+        ex = Executor("local", workers=workers, threads=args.threads)
+        if args.address or args.gpus_per_run or args.cpus_per_run != 1.0:
+            raise ConfigError("--address, --cpus-per-run and --gpus-per-run need --executor ray")
+        return ex
+    ex = Executor("ray", threads=args.threads, address=args.address, cpus_per_run=args.cpus_per_run,
+                  gpus_per_run=args.gpus_per_run, max_retries=args.max_retries)
+    ex.run_device(args.device)
+    import_ray()
+    return ex
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise SuiteError(f"--executor ray needs Ray, which is not installed here: {RAY_EXTRA}") from None
+    return ray
+
+
+def cost(config) -> float:
+    """A rough relative cost, to start long runs first."""
+    from suite.registry import create_task
+
+    task = create_task(config.task, **config.task_kwargs())
+    try:
+        length = task.length
+    except Exception:
+        length = 100
+    factor = 4.0 if config.model.startswith("eurnn") else 1.0
+    return config.steps * config.batch_size * length * factor
+
+
+def run_all(configs, db: str, device: str = "auto", force: bool = False, workers: int | None = None,
+            stop=None, executor: Executor | None = None) -> list:
+    """Train every config into the store at ``db``; the Outcomes in the order runs end. ``stop`` is passed
+    to ``execute`` (a tuning search's pruning hook). Ctrl-C: every running run commits its checkpoint and
+    is marked ``interrupted``, then KeyboardInterrupt propagates; a second Ctrl-C stops at once."""
+    from tqdm.auto import tqdm
+
+    executor = executor or Executor(workers=workers or 1)
+    device = executor.run_device(device)
+    configs = sorted(configs, key=cost, reverse=True)
+    kw = {} if stop is None else {"stop": stop}
+    outcomes = []
+    bar = tqdm(total=len(configs), desc="runs", unit="run", dynamic_ncols=True)
+
+    def done(o) -> None:
+        outcomes.append(o)
+        bar.set_postfix_str(f"{o.run_id}: {o.status}")
+        bar.update(1)
+
+    try:
+        if executor.kind == "ray":
+            _run_ray(configs, db, device, force, executor, kw, done)
+        elif executor.workers <= 1:
+            _run_here(configs, db, device, force, executor, kw, done, bar)
+        else:
+            _run_pool(configs, db, device, force, executor, kw, done)
+    finally:
+        bar.close()
+    return outcomes
+
+
+# ---- local: this process -------------------------------------------------------------------------
+def _run_here(configs, db, device, force, executor, kw, done, bar) -> None:
+    import torch
+
+    from suite.runner import execute
+    from suite.store import Store
+
+    threads, before = executor.torch_threads(), torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    store = Store(db)
+    try:
+        for c in configs:
+            bar.set_postfix_str(f"{c.model}/{c.task}/s{c.seed}")
+            done(execute(c, store, device=device, force=force, progress=True, **kw))
+    finally:
+        store.close()
+        torch.set_num_threads(before)
+
+
+# ---- local: a pool of processes ------------------------------------------------------------------
+# Workers live in their own process group, so a terminal's Ctrl-C reaches the parent only; the parent
+# then sets ``_STOP`` and each worker's watcher thread interrupts its main thread once: the runner
+# finishes the step, commits its checkpoint and marks the run `interrupted` before the pool goes away.
+_STOP = None
+
+
+def _worker_init(threads: int, stop) -> None:
+    import torch
+
+    global _STOP
+    _STOP = stop
+    os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # idle between runs: nothing to interrupt
+    torch.set_num_threads(threads)
+
+    def watch():
+        stop.wait()
+        import _thread
+
+        _thread.interrupt_main(signal.SIGINT)  # runs the Python SIGINT handler in force, if any
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker(job):
+    from suite.runner import Outcome, execute
+    from suite.store import Store
+
+    config, db, device, force, kw = job
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        if _STOP.is_set():  # checked after the handler is in place: a stop set earlier is seen here
+            return Outcome(config.run_id, "interrupted")
+        store = Store(db)
+        try:
+            return execute(config, store, device=device, force=force, progress=False, **kw)
+        finally:
+            store.close()
+    except KeyboardInterrupt:  # execute has committed the checkpoint and marked the run interrupted
+        return Outcome(config.run_id, "interrupted")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_pool(configs, db, device, force, executor, kw, done) -> None:
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    pool = ctx.Pool(executor.workers, initializer=_worker_init, initargs=(executor.torch_threads(), stop))
+    try:
+        results = pool.imap_unordered(_worker, [(c, db, device, force, kw) for c in configs])
+        interrupted = False
+        while True:
+            try:
+                o = next(results)
+            except StopIteration:
+                break
+            except KeyboardInterrupt:
+                if interrupted:  # a second Ctrl-C: stop at once (the last commits hold)
+                    raise
+                interrupted = True
+                stop.set()
+                continue
+            done(o)
+        if interrupted:
+            raise KeyboardInterrupt
+    finally:
+        pool.terminate()  # every result is in (each worker has committed and closed its store), or a second Ctrl-C
+
+
+# ---- ray ------------------------------------------------------------------------------------------
+# The Store methods the runner calls. Each takes the run id first.
+_FORWARDED = ("claim", "commit", "update", "heartbeat", "reset", "run", "series", "metrics", "spectra",
+              "profiles", "save_checkpoint", "load_checkpoint", "prune_checkpoints")
+_READS = ("run", "series", "metrics", "spectra", "profiles", "load_checkpoint")
+
+
+class _Mailbox:
+    """A Ray actor between workers and the driver: a worker's ``call`` waits until the driver, which
+    collects calls with ``take``, answers it with ``reply``. It keeps no state worth saving."""
+
+    def __init__(self):
+        self._pending: list = []
+        self._futures: dict = {}
+        self._wake = None
+        self._next = 0
+
+    def _event(self) -> asyncio.Event:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        return self._wake
+
+    async def call(self, request):
+        self._next += 1
+        key, fut = self._next, asyncio.get_running_loop().create_future()
+        self._futures[key] = fut
+        self._pending.append((key, request))
+        self._event().set()
+        return await fut
+
+    async def take(self, timeout: float):
+        if not self._pending:
+            self._event().clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._event().wait(), timeout)
+        out, self._pending = self._pending, []
+        return out
+
+    async def reply(self, replies) -> None:
+        for key, answer in replies:
+            fut = self._futures.pop(key, None)
+            if fut is not None and not fut.done():
+                fut.set_result(answer)
+
+
+class RemoteStore:
+    """What a Ray worker's runner gets instead of a Store: the same methods, performed by the driver.
+
+    ``owner`` names the Ray task, so a retry of the task (same task id) takes over its own run; each
+    attempt also carries a fresh token, and the driver refuses calls from an attempt that a newer one
+    has replaced."""
+
+    def __init__(self, mailbox, owner: str):
+        self._mailbox, self.owner, self._attempt = mailbox, owner, uuid.uuid4().hex
+
+    def _call(self, method: str, *args, **kwargs):
+        import ray
+
+        status, value = ray.get(self._mailbox.call.remote((self._attempt, method, args, kwargs)))
+        if status == "error":
+            raise value
+        return value
+
+    def claim(self, *args, **kwargs):
+        return self._call("claim", *args, owner=self.owner, **kwargs)
+
+    def commit(self, run_id, step, records, **fields) -> None:
+        self._call("commit", run_id, step, records, **fields)
+        records.clear()
+
+    def save_checkpoint(self, run_id, step, payload) -> None:
+        import ray
+
+        # by reference: the driver fetches the tensors straight from this node's object store
+        self._call("save_checkpoint", run_id, step, [ray.put(_to_cpu(payload))])
+
+    def load_checkpoint(self, run_id, step, map_location=None):
+        import torch
+
+        ckpt = self._call("load_checkpoint", run_id, step)
+        if ckpt is None or map_location is None:
+            return ckpt
+        buf = io.BytesIO()  # torch's own map_location rules, exactly as a local load applies them
+        torch.save(ckpt, buf)
+        buf.seek(0)
+        return torch.load(buf, map_location=map_location, weights_only=True)
+
+    def __getattr__(self, name):
+        if name not in _FORWARDED:
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self._call(name, *args, **kwargs)
+
+
+def _to_cpu(obj):
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+class _Server:
+    """The driver's side: performs workers' store calls on the one real Store."""
+
+    def __init__(self, store):
+        self.store = store
+        self.attempts: dict[str, str] = {}
+        self.fatal: BaseException | None = None
+
+    def serve(self, request):
+        import ray
+
+        attempt, method, args, kwargs = request
+        try:
+            if method not in _FORWARDED:
+                raise SuiteError(f"unknown store call {method!r}")
+            run_id = args[0]
+            if method == "claim":
+                self.attempts[run_id] = attempt
+            elif self.attempts.get(run_id, attempt) != attempt:
+                raise SuiteError(f"{run_id}: this attempt was replaced by a newer one; its call is refused")
+            if method == "save_checkpoint":
+                args = (*args[:2], ray.get(args[2][0]))
+            elif method == "load_checkpoint":
+                kwargs = {"map_location": "cpu"}
+            value = getattr(self.store, method)(*args, **kwargs)
+            return ("ok", None if method == "commit" else value)
+        except Exception as e:
+            if method not in _READS and not isinstance(e, (SuiteError, sqlite3.IntegrityError)):
+                self.fatal = e  # the store cannot be written (disk full, I/O error): no run can progress
+            return ("error", _portable(e))
+
+
+def _portable(e: Exception) -> Exception:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(e))
+        return e
+    except Exception:
+        return RuntimeError(f"{type(e).__name__}: {e}")
+
+
+def _ray_run(config, device: str, force: bool, threads: int, mailbox, driver: str, kw: dict):
+    """One run, as a Ray task."""
+    import ray
+    import torch
+
+    from suite.runner import execute
+
+    torch.set_num_threads(threads)
+    store = RemoteStore(mailbox, owner=f"{driver}/ray:{ray.get_runtime_context().get_task_id()}")
+    return execute(config, store, device=device, force=force, progress=False, **kw)
+
+
+def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable) -> None:
+    ray = import_ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from suite.runner import Outcome
+    from suite.store import Store, me
+
+    started = not ray.is_initialized()
+    if started:
+        import logging
+
+        ray.init(address=executor.address, logging_level=logging.WARNING)
+    store = Store(db)
+    server = _Server(store)
+    # next to the driver: the mailbox must outlive any worker node
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    mailbox = ray.remote(_Mailbox).options(num_cpus=0, scheduling_strategy=here).remote()
+    task = ray.remote(_ray_run).options(num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run,
+                                        max_retries=executor.max_retries, retry_exceptions=False)
+    driver = me()
+    refs = {task.remote(c, device, force, executor.torch_threads(), mailbox, driver, kw): c for c in configs}
+    take = mailbox.take.remote(0.5)
+    interrupted = False
+    try:
+        while refs:
+            try:
+                ready, _ = ray.wait([take, *refs], num_returns=1, timeout=1.0)
+                if take in ready:
+                    calls = ray.get(take)
+                    mailbox.reply.remote([(key, server.serve(request)) for key, request in calls])
+                    take = mailbox.take.remote(0.5)
+                for ref in ready:
+                    if ref in refs:
+                        done(_ray_outcome(ray, ref, refs.pop(ref), store, driver, Outcome))
+                if server.fatal is not None and not interrupted:
+                    for ref in refs:
+                        ray.cancel(ref, force=True)
+                    raise SuiteError(f"the store {db} could not be written ({type(server.fatal).__name__}: "
+                                     f"{server.fatal}); every earlier commit is intact: fix the cause and rerun "
+                                     "the same command to resume")
+            except KeyboardInterrupt:
+                if interrupted:
+                    for ref in refs:
+                        ray.cancel(ref, force=True)
+                    raise
+                interrupted = True  # each running run checkpoints and commits `interrupted` (through us)
+                for ref in refs:
+                    ray.cancel(ref, recursive=False)  # not its store calls in flight: they must finish
+        if interrupted:
+            raise KeyboardInterrupt
+    finally:
+        store.close()
+        ray.kill(mailbox)
+        if started:
+            ray.shutdown()
+
+
+def _ray_outcome(ray, ref, config, store, driver: str, Outcome):
+    from ray.exceptions import RayError, TaskCancelledError
+
+    try:
+        return ray.get(ref)
+    except TaskCancelledError:
+        return Outcome(config.run_id, "interrupted")
+    except RayError as e:  # retries exhausted, or an error outside the runner's own handling
+        run = store.run(config.run_id)
+        if run is not None and run["status"] == "running" and str(run["owner"]).startswith(driver + "/"):
+            store.update(config.run_id, status="failed", owner=None, error=str(e))
+        return Outcome(config.run_id, "failed", error=f"{type(e).__name__}: {str(e).splitlines()[0]}")
