@@ -396,7 +396,9 @@ class _Server:
             value = getattr(self.store, method)(*args, **kwargs)
             return ("ok", None if method == "commit" else value)
         except Exception as e:
-            if method not in _READS and not isinstance(e, (SuiteError, sqlite3.IntegrityError)):
+            from ray.exceptions import RayError  # e.g. the payload of a worker that died meanwhile
+
+            if method not in _READS and not isinstance(e, (SuiteError, sqlite3.IntegrityError, RayError)):
                 self.fatal = e  # the store cannot be written (disk full, I/O error): no run can progress
             return ("error", _portable(e))
 
