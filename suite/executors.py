@@ -320,9 +320,10 @@ class RemoteStore:
         self._mailbox, self.owner, self._attempt = mailbox, owner, uuid.uuid4().hex
 
     def _call(self, method: str, *args, **kwargs):
-        import ray
-
-        status, value = ray.get(self._mailbox.call.remote((self._attempt, method, args, kwargs)))
+        # wait on a future, not in ray.get: a task blocked in ray.get lends its CPU back to Ray, which
+        # would then start another run beside this one (a new worker process each time)
+        ref = self._mailbox.call.remote((self._attempt, method, args, kwargs))
+        status, value = ref.future().result()
         if status == "error":
             raise value
         return value
@@ -439,9 +440,13 @@ def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable)
         ray.init(address=executor.address, logging_level=logging.WARNING)
     store = Store(db)
     server = _Server(store)
-    # next to the driver: the mailbox must outlive any worker node
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    mailbox = ray.remote(_Mailbox).options(num_cpus=0, scheduling_strategy=here).remote()
+    # next to the driver where it has a node (not through Ray Client): the mailbox must outlive any worker node
+    try:
+        place = {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                                       soft=True)}
+    except Exception:
+        place = {}
+    mailbox = ray.remote(_Mailbox).options(num_cpus=0, **place).remote()
     task = ray.remote(_ray_run).options(num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run,
                                         max_retries=executor.max_retries, retry_exceptions=False)
     driver = me()
