@@ -5,8 +5,10 @@
 Both executors get two parallel slots with one torch thread each (workers=2; a local Ray with
 num_cpus=2, one CPU per run), and the same RUNS runs (vanilla RNN on copying T=8, hidden 12, 20 steps,
 an evaluation and a checkpoint every 10): each run's own work is small, so the time is mostly what
-an executor adds. Rounds alternate which executor goes first, each into a fresh store; Ray is started
-once before the rounds (its start-up is printed apart). docs/performance.md quotes the output.
+an executor adds. Each executor runs the sweep at two sizes (RUNS and RUNS/5), so that the per-run
+cost (the slope) and the fixed cost (starting processes) come apart. Rounds alternate which executor
+goes first, each call into a fresh store; Ray is started once before the rounds (its start-up is
+printed apart). docs/performance.md quotes the output.
 """
 
 import logging
@@ -37,24 +39,32 @@ def timed(configs, db, executor) -> float:
 
 
 def main(n: int, rounds: int) -> None:
-    configs = sweep(n)
+    small = max(2, n // 5)
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     print(f"ray.init(num_cpus=2): {time.perf_counter() - t0:.2f} s")
     executors = {"local pool": Executor(workers=2, threads=1), "ray": Executor("ray", cpus_per_run=1)}
-    times: dict[str, list[float]] = {k: [] for k in executors}
+    times = {(k, m): [] for k in executors for m in (small, n)}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             order = list(executors) if r % 2 == 0 else list(reversed(executors))
             for name in order:
-                times[name].append(timed(configs, str(Path(tmp) / f"{name}-{r}" / "s.db"), executors[name]))
-            print(f"round {r + 1}: " + ", ".join(f"{k} {times[k][-1]:.2f} s" for k in executors), flush=True)
+                for m in (n, small):
+                    db = str(Path(tmp) / f"{name}-{m}-{r}" / "s.db")
+                    times[name, m].append(timed(sweep(m), db, executors[name]))
+            print(f"round {r + 1}: " + ", ".join(f"{k} x{m} {v[-1]:.2f} s" for (k, m), v in times.items()),
+                  flush=True)
     ray.shutdown()
-    local, remote = statistics.median(times["local pool"]), statistics.median(times["ray"])
-    print(f"median of {rounds} rounds, {n} runs, 2 slots: local pool {local:.2f} s, ray {remote:.2f} s, "
-          f"ray / local = {remote / local:.2f}")
-    print(f"per run: local pool {2 * local / n * 1e3:.0f} ms, ray {2 * remote / n * 1e3:.0f} ms of a slot; "
-          f"ray adds {2 * (remote - local) / n * 1e3:.0f} ms per run")
+    med = {key: statistics.median(v) for key, v in times.items()}
+    print(f"median of {rounds} rounds, 2 slots; the first round's Ray starts its worker processes, the pool "
+          "starts its processes in every call")
+    for name in executors:
+        per_run = 2 * (med[name, n] - med[name, small]) / (n - small)  # slot-seconds per extra run
+        fixed = med[name, n] - per_run * n / 2
+        print(f"  {name:<10} {n} runs {med[name, n]:6.2f} s, {small} runs {med[name, small]:6.2f} s: "
+              f"{per_run * 1e3:4.0f} ms of a slot per run, {fixed:5.2f} s fixed")
+    print(f"ray / local pool, {n} runs: {med['ray', n] / med['local pool', n]:.2f}; per run: "
+          f"{(med['ray', n] - med['ray', small]) / (med['local pool', n] - med['local pool', small]):.2f}")
 
 
 if __name__ == "__main__":

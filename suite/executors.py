@@ -115,6 +115,9 @@ def from_args(args, n_runs: int) -> Executor:
         if args.address or args.gpus_per_run or args.cpus_per_run != 1.0:
             raise ConfigError("--address, --cpus-per-run and --gpus-per-run need --executor ray")
         return ex
+    if args.workers is not None:
+        raise ConfigError("--workers applies to --executor local; Ray runs as many runs at once as the cluster's "
+                          "resources allow (--cpus-per-run, --gpus-per-run)")
     ex = Executor("ray", threads=args.threads, address=args.address, cpus_per_run=args.cpus_per_run,
                   gpus_per_run=args.gpus_per_run, max_retries=args.max_retries)
     ex.run_device(args.device)

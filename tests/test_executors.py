@@ -90,6 +90,7 @@ def test_ctrl_c_with_two_workers_commits_interrupted_and_resumes_exactly(tmp_pat
     (["--executor", "ray", "--device", "cuda"], "invalid --device cuda with --gpus-per-run 0"),
     (["--executor", "ray", "--cpus-per-run", "0"], "invalid cpus_per_run=0"),
     (["--threads", "0"], "invalid threads=0"),
+    (["--executor", "ray", "--workers", "3"], "--workers applies to --executor local"),
 ])
 def test_bad_executor_options_stop_before_any_work(tmp_path, capsys, args, message):
     db = tmp_path / "s.db"

@@ -112,22 +112,38 @@ def _wait(db, proc, n, at_least, timeout=180):
     raise AssertionError("the runs did not progress")
 
 
-def test_ctrl_c_of_a_ray_driver_marks_runs_interrupted_and_resumes(tmp_path, local_ray):
-    args = [*CLI_ARGS[:9], "--steps", "200", *CLI_ARGS[11:], "--executor", "ray", "--address", local_ray,
-            "--db", str(tmp_path / "s.db")]
-    args[args.index("--models") + 1] = "scornn"
+def test_ray_driver_ctrl_c_then_kill_9_then_resume(tmp_path, local_ray):
     db = str(tmp_path / "s.db")
-    proc = subprocess.Popen([sys.executable, "-m", "suite", *args], cwd=ROOT, process_group=0,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    args = ["run", "--models", "scornn", "--tasks", "copying", "--seeds", "0,1", "--steps", "300",
+            "--set", "T=8", "--set", "K=3", "--set", "eval_size=64", "--set", "hidden=12", "--set", "batch_size=8",
+            "--set", "eval_every=10", "--no-report", "--executor", "ray", "--address", local_ray, "--db", db]
+
+    def start():
+        return subprocess.Popen([sys.executable, "-m", "suite", *args], cwd=ROOT, process_group=0,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    # Ctrl-C at the terminal: every run commits its checkpoint and `interrupted`
+    proc = start()
     _wait(db, proc, 2, 20)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130 and "run the same command to resume" in err, err
     runs = Store(db).runs()
     assert [r["status"] for r in runs] == ["interrupted"] * 2, err
     for r in runs:
-        assert 20 <= r["step"] < 200 and r["owner"] is None
+        assert 20 <= r["step"] < 300 and r["owner"] is None
         assert Store(db).series(r["run_id"], "train/loss")[0] == list(range(1, r["step"] + 1))
+
+    # the driver killed outright: its runs stay `running`, owned by its Ray tasks
+    proc = start()
+    _wait(db, proc, 2, max(r["step"] for r in runs) + 20)
+    proc.kill()
+    proc.wait()
+    runs = Store(db).runs()
+    assert [r["status"] for r in runs] == ["running"] * 2
+    assert all(r["owner"].split("/")[0].endswith(f":{proc.pid}") and "/ray:" in r["owner"] for r in runs)
+
+    # the same command takes them over and finishes them, with the records of an uninterrupted run
     res = cli(*args)
     assert res.returncode == 0 and "finished 2" in res.stderr, res.stderr
     assert_same_as_local(db, tmp_path)

@@ -19,7 +19,9 @@ from tests.test_ray_executor import assert_same_runs
 ray = pytest.importorskip("ray", reason="the Ray executor needs pip install 'ortho-rnn-suite[ray]'")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-SWEEP = [tiny("scornn", seed=s, steps=240, eval_every=8) for s in (0, 1)]
+STEPS = 400
+# long enough (a few seconds) to be struck mid-run, with a commit every 20 steps
+SWEEP = [tiny("scornn", seed=s, steps=STEPS, eval_every=20, hidden=32, task_options={"T": 30}) for s in (0, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +60,11 @@ def _sweep_in_background(db):
     return t, result
 
 
-def _wait_mid_run(db, thread, n=2, at_least=40, timeout=180):
+def _wait_mid_run(db, thread, n=2, at_least=60, timeout=180):
     """Both runs running, past their first few commits: returns {run_id: committed step}."""
     t0 = time.time()
     while time.time() - t0 < timeout:
-        assert thread.is_alive()
+        assert thread.is_alive(), "the sweep ended before it could be struck mid-run"
         try:
             con = sqlite3.connect(db, timeout=1)
             rows = dict(con.execute("SELECT run_id, step FROM runs WHERE status = 'running'").fetchall())
@@ -107,7 +109,7 @@ def test_worker_killed_mid_run(tmp_path, cluster, reference):
     pids = _run_workers()
     assert pids, "no Ray worker is running a run"
     os.kill(pids[0], signal.SIGKILL)
-    assert all(0 < s < 240 for s in at_kill.values())
+    assert all(0 < s < STEPS for s in at_kill.values())
     _finish(thread, result, db, reference)
 
 
@@ -118,5 +120,5 @@ def test_node_removed_mid_sweep(tmp_path, cluster, reference):
     at_removal = _wait_mid_run(db, thread)
     assert _run_workers(nodes[0]), "the node to remove runs no run"
     c.remove_node(nodes[0], allow_graceful=False)  # its raylet and workers die at once
-    assert all(0 < s < 240 for s in at_removal.values())
+    assert all(0 < s < STEPS for s in at_removal.values())
     _finish(thread, result, db, reference)  # the lost run is retried on the node that is left
