@@ -443,10 +443,10 @@ def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable)
         ray.init(address=executor.address, logging_level=logging.WARNING)
     store = Store(db)
     server = _Server(store)
-    # next to the driver where it has a node (not through Ray Client): the mailbox must outlive any worker node
+    # on the driver's node (a soft affinity may land elsewhere): the mailbox must outlive any worker node
     try:
         place = {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
-                                                                       soft=True)}
+                                                                       soft=False)}
     except Exception:
         place = {}
     mailbox = ray.remote(_Mailbox).options(num_cpus=0, **place).remote()
