@@ -100,3 +100,32 @@ def test_export_csv_and_parquet(tmp_path):
         assert runs.loc[0, "run_id"] == "r1" and runs.loc[0, "summary.best_val"] == 0.9
         assert runs.loc[0, "config.steps"] == 10
         assert metrics.to_dict("records") == [{"run_id": "r1", "step": 1, "name": "train/loss", "value": 0.25}]
+
+
+def test_remote_task_owners(tmp_path):
+    import os
+    import socket
+
+    s = Store(tmp_path / "s.db")
+    task = f"{socket.gethostname()}:{os.getpid()}/ray:abc"
+    assert _claim_as(s, task) == ("start", 0)
+    assert _claim_as(s, task) == ("start", 0)  # a retry of the same task takes over its own claim
+    assert _claim_as(s, f"{socket.gethostname()}:{os.getpid()}/ray:other") == ("busy", 0)  # its driver lives
+    assert s.run("r1")["owner"] == task
+    s.update("r1", owner=f"{socket.gethostname()}:999999999/ray:abc")  # a driver that died
+    assert _claim_as(s, task) == ("start", 0)
+
+
+def test_restart_at_step_0_drops_step_0_records(tmp_path):
+    s = Store(tmp_path / "s.db")
+    _claim(s)
+    s.commit("r1", 0, Records([(0, "val/loss", 1.0)], [(0, [[1.0, 0.0]])], [(0, [0.1])]))
+    s.update("r1", status="interrupted", owner=None)
+    assert _claim(s) == ("start", 0)
+    assert s.metrics("r1") == [] and s.spectra("r1") == [] and s.profiles("r1") == []
+    s.commit("r1", 0, Records([(0, "val/loss", 1.0)], [], []))  # recorded again, no duplicate
+    assert s.metrics("r1") == [("r1", 0, "val/loss", 1.0)]
+
+
+def _claim_as(store, owner, run_id="r1"):
+    return store.claim(run_id, "h" + run_id, 0, "scornn", "copying", {"steps": 10}, 10, owner=owner)
