@@ -223,6 +223,15 @@ def _worker_init(threads: int, stop) -> None:
 
 
 def _worker(job):
+    from suite.runner import Outcome
+
+    try:
+        return _job(job)
+    except KeyboardInterrupt:  # the one interrupt came while _job was leaving: the store is already right
+        return Outcome(job[0].run_id, "interrupted")
+
+
+def _job(job):
     from suite.runner import Outcome, execute
     from suite.store import Store
 
@@ -433,7 +442,7 @@ def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable)
     ray = import_ray()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from suite.runner import Outcome
+    from suite.runner import Outcome, _Interrupt
     from suite.store import Store, me
 
     started = not ray.is_initialized()
@@ -456,9 +465,11 @@ def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable)
     refs = {task.remote(c, device, force, executor.torch_threads(), mailbox, driver, kw): c for c in configs}
     take = mailbox.take.remote(0.5)
     interrupted = False
+    # A first Ctrl-C only sets a flag (a KeyboardInterrupt in the middle of serving would leave workers
+    # waiting for answers); the loop then cancels the runs gracefully. A second one raises at once.
     try:
-        while refs:
-            try:
+        with _Interrupt() as sigint:
+            while refs:
                 ready, _ = ray.wait([take, *refs], num_returns=1, timeout=1.0)
                 if take in ready:
                     calls = ray.get(take)
@@ -467,22 +478,22 @@ def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable)
                 for ref in ready:
                     if ref in refs:
                         done(_ray_outcome(ray, ref, refs.pop(ref), store, driver, Outcome))
+                if sigint.requested and not interrupted:
+                    interrupted = True  # each running run checkpoints and commits `interrupted` (through us)
+                    for ref in refs:
+                        ray.cancel(ref, recursive=False)  # not its store calls in flight: they must finish
                 if server.fatal is not None and not interrupted:
                     for ref in refs:
                         ray.cancel(ref, force=True)
                     raise SuiteError(f"the store {db} could not be written ({type(server.fatal).__name__}: "
                                      f"{server.fatal}); every earlier commit is intact: fix the cause and rerun "
                                      "the same command to resume")
-            except KeyboardInterrupt:
-                if interrupted:
-                    for ref in refs:
-                        ray.cancel(ref, force=True)
-                    raise
-                interrupted = True  # each running run checkpoints and commits `interrupted` (through us)
-                for ref in refs:
-                    ray.cancel(ref, recursive=False)  # not its store calls in flight: they must finish
         if interrupted:
             raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        for ref in refs:  # a second Ctrl-C: stop at once (every run keeps its last commit)
+            ray.cancel(ref, force=True)
+        raise
     finally:
         store.close()
         ray.kill(mailbox)
