@@ -83,7 +83,7 @@ def test_ray_sweep_is_bit_identical_to_the_local_executor(tmp_path, local_ray, l
 
 
 CLI_ARGS = ["run", "--models", "scornn,rnn", "--tasks", "copying", "--seeds", "0,1", "--steps", "20",
-            "--set", "T=8", "--set", "K=3", "--set", "eval_size=64", "--set", "hidden=12", "--set", "batch_size=8",
+            "--set", "T=8", "--set", "task.K=3", "--set", "eval_size=64", "--set", "hidden=12", "--set", "batch_size=8",
             "--set", "eval_every=10", "--no-report"]
 
 
@@ -115,7 +115,7 @@ def _wait(db, proc, n, at_least, timeout=180):
 def test_ray_driver_ctrl_c_then_kill_9_then_resume(tmp_path, local_ray):
     db = str(tmp_path / "s.db")
     args = ["run", "--models", "scornn", "--tasks", "copying", "--seeds", "0,1", "--steps", "300",
-            "--set", "T=8", "--set", "K=3", "--set", "eval_size=64", "--set", "hidden=12", "--set", "batch_size=8",
+            "--set", "T=8", "--set", "task.K=3", "--set", "eval_size=64", "--set", "hidden=12", "--set", "batch_size=8",
             "--set", "eval_every=10", "--no-report", "--executor", "ray", "--address", local_ray, "--db", db]
 
     def start():
