@@ -2,37 +2,33 @@
 
     .venv/bin/python benchmarks/orthogonality.py N
 
-The loop of tests/test_invariants.py at hidden size N; docs/models.md quotes its output for N=24 and 190.
+The loop of tests/test_invariants.py (the runner's optimizers and training step, RMSprop at 1e-3 for
+every group) at hidden size N; docs/models.md quotes its output for N=24 and 190.
 """
 
 import sys
 
-import torch
-
 from models.base import orthogonality_error
-from suite.registry import create_model, create_task, list_models
+from suite.config import RunConfig
+from suite.registry import MODELS, create_model, create_task
+from suite.runner import make_optimizers, train_step
 from suite.seeding import seeded
+
+SETTINGS = dict(optimizer="rmsprop", lr=1e-3, orth_optimizer="rmsprop", orth_lr=1e-3)
 
 
 def main(n: int) -> None:
     task = create_task("copying", T=10, K=3)
-    for name in list_models():
-        with seeded(0):
-            model = create_model(name, d_in=10, d_out=9, output="sequence", hidden=n)
-        if not model.constraint:
+    for entry in MODELS.entries():
+        if entry.info.constraint not in ("orthogonal", "unitary"):
             continue
-        groups = model.parameter_groups()
-        opts = [torch.optim.RMSprop(groups["default"], lr=1e-3), torch.optim.RMSprop(groups["orthogonal"], lr=1e-3)]
+        with seeded(0):
+            model = create_model(entry.name, d_in=10, d_out=9, output="sequence", hidden=n)
+        opts = make_optimizers(model, RunConfig(model=entry.name, task="copying", **SETTINGS))
         for step in range(1, 201):
             x, y = task.train_batch(step, 16, 0)
-            loss = task.loss(model(x), y)
-            for o in opts:
-                o.zero_grad()
-            loss.backward()
-            for o in opts:
-                o.step()
-            model.after_step(step)
-        print(f"{name:<18} n={n}: {orthogonality_error(model.recurrent_matrix()):.1e}", flush=True)
+            train_step(model, opts, task, x, y, step)
+        print(f"{entry.name:<18} n={n}: {orthogonality_error(model.recurrent_matrix()):.1e}", flush=True)
 
 
 if __name__ == "__main__":

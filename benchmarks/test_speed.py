@@ -11,15 +11,15 @@ one interleaved run each (suite.speed.measure); `suite speed` prints the same ta
 import pytest
 import torch
 
-from suite.registry import list_models
+from suite.registry import MODELS, list_models
 from suite.speed import FLOOR_LIMIT, TARGETS, SpeedCase, build, format_table, speed_table, step_fn
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TARGET = TARGETS["gpu" if DEVICE == "cuda" else "cpu"]
 CASE = SpeedCase(**TARGET["case"], device=DEVICE)
-ORTHOGONAL = ["scornn", "scornn_autograd", "exprnn", "exprnn_cayley", "dtriv", "geotorch_expm", "geotorch_cayley",
-              "torch_cayley", "torch_matrix_exp", "torch_householder"]
-OTHERS = ["eurnn", "eurnn_fft", "rnn", "lstm", "gru"]
+# from the registry's data: the 1.2x target is for the orthogonal models; the others are reference rows
+ORTHOGONAL = [e.name for e in MODELS.entries() if e.info.constraint == "orthogonal"]
+OTHERS = [e.name for e in MODELS.entries() if e.info.constraint != "orthogonal"]
 
 
 @pytest.mark.parametrize("name", [TARGET["baseline"]] + ORTHOGONAL + OTHERS)

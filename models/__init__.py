@@ -1,6 +1,19 @@
 """Model families; importing this package registers every built-in model."""
 
-from models import eurnn, exprnn, gated, orthogonal_maps, rnn, scornn  # noqa: F401
+from models import (  # noqa: F401
+    cornn,
+    eurnn,
+    exprnn,
+    fcurnn,
+    gated,
+    lru,
+    nnrnn,
+    orthogonal_maps,
+    rnn,
+    scornn,
+    scurnn,
+    urnn,
+)
 from models.base import RecurrentModel, orthogonality_error
 
 __all__ = ["RecurrentModel", "orthogonality_error"]

@@ -1,17 +1,27 @@
 """The model contract: every registered model is a ``RecurrentModel``.
 
 A model maps inputs ``(B, T, d_in)`` to per-step outputs ``(B, T, d_out)`` (``output="sequence"``) or
-last-step outputs ``(B, d_out)`` (``output="last"``), as the task asks. Besides ``forward`` it exposes:
+last-step outputs ``(B, d_out)`` (``output="last"``), as the task asks. What it must provide is
+abstract (``forward``, ``recurrent_matrix``, ``trajectory``); the registry refuses a factory whose
+annotated return class leaves any of them unimplemented, so a broken model fails at import, not in a
+sweep. Besides ``forward`` it exposes:
 
-- ``recurrent_matrix()``: the n x n recurrent matrix (real, or complex for unitary models), freshly
-  computed, for spectra and orthogonality checks; ``constraint`` says what it should satisfy
-  (``"orthogonal"``, ``"unitary"`` or ``None``).
-- ``parameter_groups()``: ``{"orthogonal": [...], "default": [...]}``. The runner gives the
-  orthogonal/unitary group its own optimizer and learning rate, as the papers do.
+- ``recurrent_matrix()``: the recurrent matrix (real, or complex for unitary models), freshly
+  computed, for spectra and orthogonality checks; ``constraint`` says what it satisfies
+  (``"orthogonal"``, ``"unitary"``, ``"stable"`` = every eigenvalue inside the unit disk, or ``None``).
+- ``parameter_groups()``: a partition of the parameters into named groups, e.g.
+  ``{"orthogonal": [...], "default": [...]}``; nnRNN adds ``"upper"``, scuRNN ``"phases"``. Each group
+  gets its own optimizer; ``GROUPS`` (a class attribute of ``GroupSpec``s) says which run settings a
+  group falls back to and may give it an update rule of its own (the full-capacity uRNN's Cayley
+  retraction). Presets and ``--set`` address a group's settings as ``lr.<group>``,
+  ``optimizer.<group>``, ``weight_decay.<group>``.
+- ``regularizer()``: a term added to the task loss (nnRNN's eigenvalue-modulus penalty); default 0.
 - ``after_step(step)``: a hook run after every optimizer step (dynamic trivialization moves its base
   here); the default does nothing.
 - ``trajectory(x)``: ``(output, [h_1, ..., h_T])`` with every hidden state in the autograd graph, for
   the gradient-norm profile ||dL/dh_t||. Slower than ``forward``; used at evaluation only.
+- ``tracks_orthogonality``: whether the runner records ||W^H W - I|| (constrained models, and free
+  square recurrences started orthogonal, whose drift is worth seeing).
 
 Parameter counts come from the module (``sum(p.numel())``, the stored numbers); the recurrent count is
 what the recurrent part stores. ``degrees_of_freedom()`` is the dimension of what is learned: the same
@@ -24,36 +34,79 @@ keyword options (``hidden`` first); unsupported settings raise ``ConfigError`` a
 
 from __future__ import annotations
 
+import abc
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from suite.errors import check_choice
 
 OUTPUTS = ("last", "sequence")
+CONSTRAINTS = ("orthogonal", "unitary", "stable", None)
+BASE_GROUPS = ("default", "orthogonal")  # the groups whose settings are the run's lr/optimizer, orth_*
 
 
-class RecurrentModel(nn.Module):
+@dataclass(frozen=True)
+class GroupSpec:
+    """How a parameter group is optimized, as the model's paper does it.
+
+    ``base``: the run settings the group falls back to, "default" (``optimizer``, ``lr``) or
+    "orthogonal" (``orth_optimizer``, ``orth_lr``). ``optimizer``/``lr``/``weight_decay``: the
+    model's own defaults for the group (a preset or ``--set lr.<group>=...`` still wins).
+    ``update``: an optimizer class of the model's own that replaces the generic one, built as
+    ``update(params, lr=..., precondition=<optimizer name>, alpha=<rmsprop_alpha>)``; it must keep
+    the group on its manifold (the full-capacity uRNN's multiplicative Cayley step).
+    ``optimizers``: the optimizer names valid for this group (None: all)."""
+
+    base: str = "default"
+    optimizer: str | None = None
+    lr: float | None = None
+    weight_decay: float = 0.0
+    update: type | None = None
+    optimizers: tuple[str, ...] | None = None
+
+
+class RecurrentModel(nn.Module, abc.ABC):
     constraint: str | None = None
+    GROUPS: dict[str, GroupSpec] = {"default": GroupSpec(), "orthogonal": GroupSpec(base="orthogonal")}
 
     def __init__(self, d_in: int, d_out: int, hidden: int, output: str):
         super().__init__()
         check_choice("output", output, OUTPUTS)
         self.d_in, self.d_out, self.hidden, self.output = d_in, d_out, hidden, output
 
+    @abc.abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, d_in) -> (B, d_out) or (B, T, d_out)."""
+
+    @abc.abstractmethod
     def recurrent_matrix(self) -> torch.Tensor:
-        raise NotImplementedError
+        """The recurrent matrix, freshly computed (square)."""
+
+    @abc.abstractmethod
+    def trajectory(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(output, [h_1, ..., h_T]) with every h_t in the autograd graph."""
+
+    @property
+    def tracks_orthogonality(self) -> bool:
+        return self.constraint in ("orthogonal", "unitary")
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"orthogonal": [], "default": list(self.parameters())}
 
+    def group_spec(self, name: str) -> GroupSpec:
+        return self.GROUPS.get(name) or GroupSpec(base="orthogonal" if name == "orthogonal" else "default")
+
+    def regularizer(self) -> torch.Tensor | float:
+        """Added to the task loss in training; 0 unless the paper's objective has a penalty."""
+        return 0.0
+
     def after_step(self, step: int) -> None:
         """Run after each optimizer step."""
 
-    def trajectory(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        raise NotImplementedError
-
     def recurrent_parameter_count(self) -> int:
-        return sum(p.numel() for p in self.parameter_groups()["orthogonal"])
+        return sum(p.numel() for p in self.parameter_groups().get("orthogonal", []))
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -69,3 +122,9 @@ def orthogonality_error(W: torch.Tensor) -> float:
     W = W.detach().to(torch.complex128 if W.is_complex() else torch.float64)
     eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
     return (W.mH @ W - eye).abs().max().item()
+
+
+def spectral_radius(W: torch.Tensor) -> float:
+    """max |lambda(W)|, in float64 (diagonal W: max |W_ii|)."""
+    W = W.detach().to(torch.complex128 if W.is_complex() else torch.float64)
+    return torch.linalg.eigvals(W).abs().max().item()

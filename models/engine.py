@@ -179,16 +179,31 @@ def init_readout(readout: nn.Linear, kind: str) -> None:
         nn.init.zeros_(readout.bias)
 
 
+def check_engine(engine: str, activation: str, is_complex: bool) -> None:
+    """Engine/state compatibility, at construction (not at the first forward pass)."""
+    from models import fused
+
+    check_choice("engine", engine, ENGINES)
+    if engine.startswith("triton") and is_complex:
+        raise ConfigError(f"engine={engine!r} runs real hidden states only; this model's state is complex: "
+                          "use engine='auto', 'fused' or 'reference'")
+    if engine != "reference" and engine != "auto" and activation not in fused.KINDS:
+        raise ConfigError(f"engine={engine!r} has no kernel for activation {activation!r}; valid activations: "
+                          f"{', '.join(fused.KINDS)}; or use engine='reference'")
+
+
 class RecurrentNet(RecurrentModel):
     """U (no bias) -> the recurrence -> a linear readout; complex hidden states for unitary W.
 
     A complex state is read out from [Re h, Im h]; its input projection maps x to Re and Im parts.
+    ``h0=True`` learns the initial state (uRNN, scuRNN; stored as [Re h0, Im h0] when complex);
+    otherwise h_0 = 0.
     """
 
     def __init__(self, transition: Transition, d_in: int, d_out: int, *, output: str = "last",
-                 activation: str = "modrelu", engine: str = "auto"):
+                 activation: str = "modrelu", engine: str = "auto", h0: bool = False):
         super().__init__(d_in, d_out, transition.n, output)
-        check_choice("engine", engine, ENGINES)
+        check_engine(engine, activation, transition.is_complex)
         n = transition.n
         width = 2 * n if transition.is_complex else n
         self.transition = transition
@@ -197,6 +212,19 @@ class RecurrentNet(RecurrentModel):
         self.input = nn.Linear(d_in, width, bias=False)
         self.act = make_activation(activation, n, transition.is_complex)
         self.readout = nn.Linear(width, d_out)
+        self.h0 = nn.Parameter(torch.zeros(width)) if h0 else None
+
+    @property
+    def tracks_orthogonality(self) -> bool:
+        return True  # constrained, or a free W started orthogonal: its drift is worth seeing
+
+    def _h0(self, batch: int, complex_form: bool = True) -> torch.Tensor | None:
+        if self.h0 is None:
+            return None
+        h = self.h0
+        if self.transition.is_complex and complex_form:
+            h = torch.complex(h[: self.hidden], h[self.hidden:])
+        return h.expand(batch, *h.shape)
 
     def recurrent_matrix(self) -> torch.Tensor:
         return self.transition.matrix()
@@ -244,9 +272,10 @@ class RecurrentNet(RecurrentModel):
 
             X = self._inputs(x, complex_form=False)  # complex states always use modReLU
             if fused.supports(self.act.kind, X):
-                return self._readout(fused.complex_recurrence(X, W, self.act.bias))
-        return self._readout(recurrence(self._inputs(x), W, self.act, engine=self.engine, inplace=True))
+                return self._readout(fused.complex_recurrence(X, W, self.act.bias, self._h0(len(x), False)))
+        return self._readout(recurrence(self._inputs(x), W, self.act, self._h0(len(x)), engine=self.engine,
+                                        inplace=True))
 
     def trajectory(self, x):
-        hs = reference_recurrence(self._inputs(x), self.transition.matrix(), self.act)
+        hs = reference_recurrence(self._inputs(x), self.transition.matrix(), self.act, self._h0(len(x)))
         return self._readout(torch.stack(hs)), hs

@@ -71,6 +71,22 @@ class EUNN(Transition):
         return f"n={self.n}, style={self.style}, layers={len(self.theta)}"
 
 
+EURNN = "Jing et al., ICML 2017, arXiv:1612.05231v3"
+
+
+def _rotation_params(n: int, d_in: int, d_out: int, pairs: int) -> int:
+    """2 angles per rotation, n phases, complex U, modReLU bias, readout from [Re h, Im h]."""
+    return 2 * pairs + n + 2 * n * d_in + n + 2 * n * d_out + d_out
+
+
+def _tunable_params(n: int, d_in: int, d_out: int) -> int:  # capacity 4, the default
+    return _rotation_params(n, d_in, d_out, sum(len(p) for p, _ in layer_pairs(n, "tunable", 4)))
+
+
+def _fft_params(n: int, d_in: int, d_out: int) -> int:
+    return _rotation_params(n, d_in, d_out, sum(len(p) for p, _ in layer_pairs(n, "fft", 1)))
+
+
 def _eurnn(d_in, d_out, output, hidden, style, capacity, engine):
     check_range("hidden", hidden, low=2, where="eurnn")
     net = RecurrentNet(EUNN(hidden, style, capacity), d_in, d_out, output=output,
@@ -82,15 +98,15 @@ def _eurnn(d_in, d_out, output, hidden, style, capacity, engine):
     return net
 
 
-@register_model
+@register_model(family="EURNN", constraint="unitary", paper=EURNN, params=_tunable_params, cost=4.0)
 def eurnn(d_in: int, d_out: int, output: str = "last", hidden: int = 128, capacity: int = 4,
-          engine: str = "auto"):
+          engine: str = "auto") -> RecurrentNet:
     """EURNN, tunable style (capacity layers of rotations), complex state, complex modReLU."""
     return _eurnn(d_in, d_out, output, hidden, "tunable", capacity, engine)
 
 
-@register_model
+@register_model(family="EURNN", constraint="unitary", paper=EURNN, params=_fft_params, cost=4.0)
 def eurnn_fft(d_in: int, d_out: int, output: str = "last", hidden: int = 128,
-              engine: str = "auto"):
+              engine: str = "auto") -> RecurrentNet:
     """EURNN, FFT style (log2 n butterfly layers), complex state, complex modReLU."""
     return _eurnn(d_in, d_out, output, hidden, "fft", 1, engine)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from models.engine import RecurrentNet, Transition, init_readout
+from models.scornn import _skew_params
 from models.skew import SKEW_INITS, skew
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
@@ -92,23 +93,30 @@ def _exprnn_inits(net: RecurrentNet, readout_init: str = "default") -> None:
     init_readout(net.readout, readout_init)
 
 
-@register_model
+EXPRNN = "Lezcano-Casado & Martinez-Rubio, ICML 2019, arXiv:1901.08428v3"
+DTRIV = "Lezcano-Casado, NeurIPS 2019, arXiv:1909.09501v2"
+
+
+@register_model(family="expRNN", published_as="expRNN", constraint="orthogonal", paper=EXPRNN,
+                params=_skew_params)
 def exprnn(d_in: int, d_out: int, output: str = "last", hidden: int = 190, init: str = "henaff",
-           activation: str = "modrelu", engine: str = "auto", readout_init: str = "default"):
+           activation: str = "modrelu", engine: str = "auto", readout_init: str = "default") -> RecurrentNet:
     """expRNN, W = exp(A), Henaff init (its copying-task setting)."""
     return _exprnn(d_in, d_out, output, hidden, init, None, activation, engine, readout_init)
 
 
-@register_model
+@register_model(family="expRNN", published_as="expRNN", constraint="orthogonal", paper=EXPRNN,
+                params=_skew_params)
 def exprnn_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
-                  activation: str = "modrelu", engine: str = "auto", readout_init: str = "default"):
+                  activation: str = "modrelu", engine: str = "auto", readout_init: str = "default") -> RecurrentNet:
     """expRNN with the Cayley init (its MNIST setting)."""
     return _exprnn(d_in, d_out, output, hidden, "cayley", None, activation, engine, readout_init)
 
 
-@register_model
+@register_model(family="expRNN", published_as="dtriv-100", constraint="orthogonal", paper=DTRIV,
+                params=_skew_params)
 def dtriv(d_in: int, d_out: int, output: str = "last", hidden: int = 190, K: int = 100,
           init: str = "henaff", activation: str = "modrelu", engine: str = "auto",
-          readout_init: str = "default", project_every: int = 100):
+          readout_init: str = "default", project_every: int = 100) -> RecurrentNet:
     """Dynamic trivialization: W = B exp(A), base moved every K steps (dtriv-K, K=100)."""
     return _exprnn(d_in, d_out, output, hidden, init, K, activation, engine, readout_init, project_every)

@@ -57,13 +57,18 @@ class Gated(RecurrentModel):
         return self._readout(torch.stack(hs, 1)), hs
 
 
-@register_model
-def lstm(d_in: int, d_out: int, output: str = "last", hidden: int = 128, forget_bias: float = 0.0):
+def _gated_params(gates: int):
+    """gates x (n(d_in + n) + n) plus torch's second bias set (gates x n), and the readout."""
+    return lambda n, d_in, d_out: gates * (n * (d_in + n) + n) + gates * n + n * d_out + d_out
+
+
+@register_model(family="LSTM", published_as="LSTM", params=_gated_params(4))
+def lstm(d_in: int, d_out: int, output: str = "last", hidden: int = 128, forget_bias: float = 0.0) -> Gated:
     """torch.nn.LSTM with a linear readout (torch's default init, two bias sets)."""
     return Gated("lstm", d_in, d_out, hidden, output, forget_bias)
 
 
-@register_model
-def gru(d_in: int, d_out: int, output: str = "last", hidden: int = 128):
+@register_model(family="GRU", params=_gated_params(3))
+def gru(d_in: int, d_out: int, output: str = "last", hidden: int = 128) -> Gated:
     """torch.nn.GRU with a linear readout."""
     return Gated("gru", d_in, d_out, hidden, output)

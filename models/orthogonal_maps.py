@@ -65,6 +65,11 @@ class ParametrizedOrthogonal(Transition):
         return f"n={self.n}, {self.library}={self.method}"
 
 
+def _full_params(n: int, d_in: int, d_out: int) -> int:
+    """The full n x n matrix is stored, then U, modReLU bias, readout."""
+    return n * n + n * d_in + n + n * d_out + d_out
+
+
 def _build(d_in, d_out, output, hidden, library, method, activation, engine, readout_init="default"):
     check_range("hidden", hidden, low=2, where=f"{library} {method}")
     net = RecurrentNet(ParametrizedOrthogonal(hidden, library, method), d_in, d_out,
@@ -73,41 +78,41 @@ def _build(d_in, d_out, output, hidden, library, method, activation, engine, rea
     return net
 
 
-@register_model
+@register_model(family="expRNN", constraint="orthogonal", params=_full_params)
 def geotorch_expm(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                   activation: str = "modrelu", engine: str = "auto",
-                  readout_init: str = "default"):
+                  readout_init: str = "default") -> RecurrentNet:
     """geotorch's orthogonal constraint, matrix-exponential trivialization."""
     return _build(d_in, d_out, output, hidden, "geotorch", "expm", activation, engine, readout_init)
 
 
-@register_model
+@register_model(family="expRNN", constraint="orthogonal", params=_full_params)
 def geotorch_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                     activation: str = "modrelu", engine: str = "auto",
-                  readout_init: str = "default"):
+                  readout_init: str = "default") -> RecurrentNet:
     """geotorch's orthogonal constraint, Cayley trivialization."""
     return _build(d_in, d_out, output, hidden, "geotorch", "cayley", activation, engine, readout_init)
 
 
-@register_model
+@register_model(family="expRNN", constraint="orthogonal", params=_full_params)
 def torch_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                  activation: str = "modrelu", engine: str = "auto",
-                  readout_init: str = "default"):
+                  readout_init: str = "default") -> RecurrentNet:
     """torch.nn.utils.parametrizations.orthogonal, Cayley map."""
     return _build(d_in, d_out, output, hidden, "torch", "cayley", activation, engine, readout_init)
 
 
-@register_model
+@register_model(family="expRNN", constraint="orthogonal", params=_full_params)
 def torch_matrix_exp(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                      activation: str = "modrelu", engine: str = "auto",
-                  readout_init: str = "default"):
+                  readout_init: str = "default") -> RecurrentNet:
     """torch.nn.utils.parametrizations.orthogonal, matrix-exponential map."""
     return _build(d_in, d_out, output, hidden, "torch", "matrix_exp", activation, engine, readout_init)
 
 
-@register_model
+@register_model(family="expRNN", constraint="orthogonal", params=_full_params)
 def torch_householder(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                       activation: str = "modrelu", engine: str = "auto",
-                  readout_init: str = "default"):
+                  readout_init: str = "default") -> RecurrentNet:
     """torch.nn.utils.parametrizations.orthogonal, product of Householder reflections."""
     return _build(d_in, d_out, output, hidden, "torch", "householder", activation, engine, readout_init)

@@ -24,9 +24,9 @@ class Unconstrained(Transition):
         return self.weight
 
 
-@register_model
+@register_model(family="rnn", params=lambda n, d_in, d_out: n * n + n * d_in + n + n * d_out + d_out)
 def rnn(d_in: int, d_out: int, output: str = "last", hidden: int = 128,
-        activation: str = "tanh", engine: str = "auto"):
+        activation: str = "tanh", engine: str = "auto") -> RecurrentNet:
     """Vanilla RNN, W free and orthogonally initialized."""
     check_range("hidden", hidden, low=1, where="rnn")
     return RecurrentNet(Unconstrained(hidden), d_in, d_out, output=output,

@@ -98,16 +98,27 @@ def _scornn(d_in, d_out, output, hidden, rho, activation, init, grad, engine, re
     return net
 
 
-@register_model
+SCORNN = "Helfrich, Willmott & Ye, ICML 2018, arXiv:1707.09520v3"
+
+
+def _skew_params(n: int, d_in: int, d_out: int) -> int:
+    """n(n-1)/2 free entries of A, U (no bias), modReLU bias, readout: the papers' count."""
+    return n * (n - 1) // 2 + n * d_in + n + n * d_out + d_out
+
+
+@register_model(family="scoRNN", published_as="scoRNN", constraint="orthogonal", paper=SCORNN,
+                params=_skew_params)
 def scornn(d_in: int, d_out: int, output: str = "last", hidden: int = 190, rho: int | None = None,
-           activation: str = "modrelu", init: str = "cayley", engine: str = "auto", readout_init: str = "glorot"):
+           activation: str = "modrelu", init: str = "cayley", engine: str = "auto",
+           readout_init: str = "glorot") -> RecurrentNet:
     """scoRNN, scaled Cayley transform; A trained with the closed-form gradient (Theorem 3.1)."""
     return _scornn(d_in, d_out, output, hidden, rho, activation, init, "closed_form", engine, readout_init)
 
 
-@register_model(mission=False)
+@register_model(mission=False, family="scoRNN", published_as="scoRNN", constraint="orthogonal",
+                paper=SCORNN, params=_skew_params)
 def scornn_autograd(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                     rho: int | None = None, activation: str = "modrelu", init: str = "cayley",
-                    engine: str = "auto", readout_init: str = "glorot"):
+                    engine: str = "auto", readout_init: str = "glorot") -> RecurrentNet:
     """scoRNN with autograd through the solve instead of Theorem 3.1 (same maths, for checking)."""
     return _scornn(d_in, d_out, output, hidden, rho, activation, init, "autograd", engine, readout_init)

@@ -20,9 +20,16 @@ DTRIV_QUOTED = ("Lezcano-Casado, dynamic trivializations, NeurIPS 2019, arXiv:19
                 "as quoted by projUNN (Kiani et al., NeurIPS 2022)")
 TIMIT_SOURCES = "scoRNN and expRNN papers' TIMIT tables"
 
-# our model names that implement each paper's model
-MODEL_MAP = {"scoRNN": ("scornn", "scornn_autograd"), "expRNN": ("exprnn", "exprnn_cayley"),
-             "dtriv-100": ("dtriv",), "LSTM": ("lstm",)}
+URNN_PAPER = ("Arjovsky, Shah & Bengio, uRNN, ICML 2016, arXiv:1511.06464, section 5.3 (read in the "
+              "December 2015 draft; the final text unverified)")
+CORNN_CODE = "Rusch & Mishra, coRNN, ICLR 2021, arXiv:2010.00951, as stated in the authors' code README"
+
+
+def published_as(model: str) -> str | None:
+    """The name published tables give the model, from its registry entry (None if not registered here)."""
+    from suite.registry import MODELS
+
+    return MODELS.entry(model).info.published_as if model in MODELS.names() else None
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class Published:
 
     def matches(self, protocol: str | None, model: str, hidden: int | None, init: str | None) -> bool:
         return (self.protocol is not None and protocol == self.protocol
-                and model in MODEL_MAP.get(self.model, ()) and hidden == self.hidden and init == self.init)
+                and published_as(model) == self.model and hidden == self.hidden and init == self.init)
 
 
 def _rows(task, model, sizes, values, source, verified=True, note="", protocol=None, init=None):
@@ -101,6 +108,10 @@ PUBLISHED: list[Published] = [
            note="test MSE; protocol not defined in the suite"),
     *_rows("timit", "expRNN", (224, 322, 425), (5.30, 4.38, 5.48), TIMIT_SOURCES, verified=False,
            note="test MSE; Henaff init (the TIMIT script's)", protocol="exprnn-timit", init="henaff"),
+    *_rows("mnist", "uRNN", (512,), (0.951,), URNN_PAPER, verified=False),
+    *_rows("pmnist", "uRNN", (512,), (0.914,), URNN_PAPER, verified=False),
+    *_rows("mnist", "coRNN", (256,), (0.994,), CORNN_CODE, verified=False, note="paper table unverified"),
+    *_rows("pmnist", "coRNN", (256,), (0.973,), CORNN_CODE, verified=False, note="paper table unverified"),
 ]
 
 

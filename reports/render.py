@@ -75,6 +75,7 @@ def _config_tables(groups: list[Group]):
         c = g.runs[0].config
         flat = {k: c.get(k) for k in RUN_FIELDS}
         flat.update({f"model.{k}": v for k, v in (c.get("model_options") or {}).items()})
+        flat.update(c.get("group_options") or {})  # per-group settings: lr.upper, optimizer.phases, ...
         per.append((g.label, flat))
     keys = sorted({k for _, f in per for k in f}, key=lambda k: (k.startswith("model."), k))
     common, varying = {}, []

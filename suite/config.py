@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from suite.errors import ConfigError, check_choice, check_range
 from suite.registry import MODELS, TASKS
 
-OPTIMIZERS = ("rmsprop", "adam", "adagrad", "sgd")
+OPTIMIZERS = ("rmsprop", "adam", "adamw", "adagrad", "sgd")
+# Per-parameter-group settings, addressed as ``<setting>.<group>`` (``lr.upper``, ``optimizer.phases``).
+# The groups "default" and "orthogonal" keep their run fields: lr.default is ``lr``, lr.orthogonal is
+# ``orth_lr``, optimizer.default is ``optimizer``, optimizer.orthogonal is ``orth_optimizer``.
+GROUP_SETTINGS = ("lr", "optimizer", "weight_decay")
+_GROUP_FIELDS = {("lr", "default"): "lr", ("lr", "orthogonal"): "orth_lr",
+                 ("optimizer", "default"): "optimizer", ("optimizer", "orthogonal"): "orth_optimizer"}
 OFFLINE_TASKS = ("copying", "adding", "mnist1d")  # the main job's tasks: no data files needed
 # Fields that change nothing a run computes, so they stay out of its identity.
 _NOT_HASHED = ("seed", "checkpoint_every")
@@ -38,6 +44,7 @@ class RunConfig:
     checkpoint_every: int | None = None  # extra checkpoints between evaluations (None: none)
     model_options: tuple[tuple[str, object], ...] = ()
     task_options: tuple[tuple[str, object], ...] = field(default=())
+    group_options: tuple[tuple[str, object], ...] = ()  # (("lr.upper", 1e-4), ...): see GROUP_SETTINGS
 
     def __post_init__(self):
         check_range("steps", self.steps, low=1)
@@ -56,6 +63,8 @@ class RunConfig:
                 check_range(name, getattr(self, name), low=1)
         if self.clip is not None:
             check_range("clip", self.clip, low=0, integer=False)
+        for key, value in self.group_options:
+            check_group_value(key, value)
 
     def task_kwargs(self) -> dict:
         return dict(self.task_options)
@@ -63,10 +72,18 @@ class RunConfig:
     def model_kwargs(self) -> dict:
         return {"hidden": self.hidden, **dict(self.model_options)}
 
+    def group_setting(self, setting: str, group: str):
+        """The run's value of ``setting`` for a parameter group, or None where the model decides."""
+        field_name = _GROUP_FIELDS.get((setting, group))
+        if field_name:
+            return getattr(self, field_name)
+        return dict(self.group_options).get(f"{setting}.{group}")
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["model_options"] = dict(self.model_options)
         d["task_options"] = dict(self.task_options)
+        d["group_options"] = dict(self.group_options)
         return d
 
     @classmethod
@@ -74,11 +91,14 @@ class RunConfig:
         d = dict(d)
         d["model_options"] = tuple(sorted(d.get("model_options", {}).items()))
         d["task_options"] = tuple(sorted(d.get("task_options", {}).items()))
+        d["group_options"] = tuple(sorted(d.get("group_options", {}).items()))
         return cls(**d)
 
     @property
     def config_hash(self) -> str:
         d = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
+        if not d["group_options"]:  # runs recorded before groups had settings keep their identity
+            del d["group_options"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     @property
@@ -87,7 +107,15 @@ class RunConfig:
 
 
 CONFIG_FIELDS = [f.name for f in dataclasses.fields(RunConfig)
-                 if f.name not in ("model", "task", "seed", "model_options", "task_options")]
+                 if f.name not in ("model", "task", "seed", "model_options", "task_options", "group_options")]
+
+
+def check_group_value(key: str, value) -> None:
+    setting = key.partition(".")[0]
+    if setting == "optimizer":
+        check_choice(key, value, OPTIMIZERS)
+    else:
+        check_range(key, value, low=0, integer=False)
 
 
 def parse_value(text: str):
@@ -133,9 +161,19 @@ def scope_of(config: RunConfig, key: str, *, strict: bool = True) -> tuple[str, 
             raise ConfigError(f"model {config.model!r} has no option {name!r}; valid: "
                               f"{', '.join(sorted(model_valid)) or '(none)'}")
         return ("run", name) if name == "hidden" else ("model", name)
+    if scope in GROUP_SETTINGS:  # a parameter group's setting: lr.upper, optimizer.phases, ...
+        groups = MODELS.entry(config.model).groups
+        if name not in groups:
+            if not strict:
+                return None
+            raise ConfigError(f"model {config.model!r} has no parameter group {name!r} (in {key!r}); "
+                              f"its groups: {', '.join(groups)}")
+        field_name = _GROUP_FIELDS.get((scope, name))
+        return ("run", field_name) if field_name else ("group", key)
     if scope:
         raise ConfigError(f"invalid setting {key!r}: the scope must be 'task' or 'model' "
-                          f"(e.g. task.{name} or model.{name}), or no scope for a run setting")
+                          f"(e.g. task.{name} or model.{name}), a parameter-group setting "
+                          f"({'|'.join(GROUP_SETTINGS)}.<group>), or no scope for a run setting")
     if name in CONFIG_FIELDS:
         return "run", name
     if name in task_valid and name in model_valid:
@@ -155,24 +193,29 @@ def scope_of(config: RunConfig, key: str, *, strict: bool = True) -> tuple[str, 
 
 
 def canonical(scope: str, name: str) -> str:
-    """The scoped spelling of a setting: ``steps``, ``task.T``, ``model.K``."""
-    return name if scope == "run" else f"{scope}.{name}"
+    """The scoped spelling of a setting: ``steps``, ``task.T``, ``model.K``, ``lr.upper`` (a group's)."""
+    return name if scope in ("run", "group") else f"{scope}.{name}"
 
 
 def apply_values(config: RunConfig, values: dict[str, object], *, strict: bool) -> RunConfig:
     """Apply ``values`` to a config: a RunConfig field, ``task.<opt>``/``model.<opt>``, or a bare
     option name that exactly one of the config's task and model takes (see ``scope_of``)."""
     fields, task_opts, model_opts = {}, dict(config.task_options), dict(config.model_options)
+    group_opts = dict(config.group_options)
     for key, value in values.items():
         where = scope_of(config, key, strict=strict)
         if where is None:
             continue
         scope, name = where
-        if scope == "task":
+        if scope == "group":  # <setting>.<group>
+            check_group_value(name, value)
+            group_opts[name] = value
+        elif scope == "task":
             task_opts[name] = value
         elif scope == "model":
             model_opts[name] = value
         else:
             fields[name] = value
     return dataclasses.replace(config, **fields, task_options=tuple(sorted(task_opts.items())),
-                               model_options=tuple(sorted(model_opts.items())))
+                               model_options=tuple(sorted(model_opts.items())),
+                               group_options=tuple(sorted(group_opts.items())))

@@ -135,14 +135,14 @@ def import_ray():
 
 def cost(config) -> float:
     """A rough relative cost, to start long runs first."""
-    from suite.registry import create_task
+    from suite.registry import MODELS, create_task
 
     task = create_task(config.task, **config.task_kwargs())
     try:
         length = task.length
     except Exception:
         length = 100
-    factor = 4.0 if config.model.startswith("eurnn") else 1.0
+    factor = MODELS.entry(config.model).info.cost
     return config.steps * config.batch_size * length * factor
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
+from suite.registry import MODELS
+
 SCALES = ("quick", "paper")
-EXP_FAMILY = "exprnn*|dtriv|geotorch_*|torch_*"  # expRNN's optimizer conventions
+EXP_FAMILY = "family:expRNN"  # expRNN's optimizer conventions (the registry's family data)
 EXP_SKEW = "exprnn|dtriv"  # the expRNN-family models that take an ``init`` option
 
 
@@ -23,13 +25,21 @@ EXP_SKEW = "exprnn|dtriv"  # the expRNN-family models that take an ``init`` opti
 class Preset:
     scale: str
     task: str  # fnmatch patterns joined by "|"
-    models: str  # fnmatch patterns joined by "|"
+    models: str  # fnmatch patterns or "family:<name>" (the registry entry's family) joined by "|"
     values: dict = field(default_factory=dict)
     source: str = ""
 
     def matches(self, scale: str, model: str, task: str) -> bool:
         return (scale == self.scale and any(fnmatch.fnmatchcase(task, p) for p in self.task.split("|"))
-                and any(fnmatch.fnmatchcase(model, p) for p in self.models.split("|")))
+                and any(_model_matches(model, p) for p in self.models.split("|")))
+
+
+def _model_matches(model: str, pattern: str) -> bool:
+    kind, _, family = pattern.partition(":")
+    if kind == "family" and family:
+        info = MODELS.entry(model).info if model in MODELS.names() else None
+        return info is not None and info.family == family
+    return fnmatch.fnmatchcase(model, pattern)
 
 
 SCORNN = "Helfrich, Willmott & Ye, scoRNN, ICML 2018, arXiv:1707.09520v3, section 5 and the authors' code"
@@ -41,7 +51,7 @@ SUITE = "suite default for a model its paper did not run here (docs/models.md)"
 PRESETS: list[Preset] = [
     # ---- quick: the main job ------------------------------------------------------------------
     Preset("quick", "*", "*", {"hidden": 64, "lr": 1e-3, "orth_lr": 1e-4}, "suite quick scale"),
-    Preset("quick", "*", "eurnn*", {"orth_lr": 1e-3}, "EURNN trains all weights at one rate"),
+    Preset("quick", "*", "family:EURNN", {"orth_lr": 1e-3}, "EURNN trains all weights at one rate"),
     Preset("quick", "adding", "*", {"optimizer": "adam", "orth_lr": 1e-3},
            "suite quick scale (scoRNN uses Adam here; a 10x orthogonal rate leaves the plateau in 2000 steps)"),
 
@@ -53,23 +63,23 @@ PRESETS: list[Preset] = [
     Preset("paper", "*mnist", "*", {"hidden": 170}, SUITE + " (n of scoRNN and expRNN on MNIST)"),
     Preset("paper", "timit", "*", {"hidden": 224}, SUITE + " (n of scoRNN and expRNN on TIMIT)"),
     Preset("paper", "mnist1d", "*", {"hidden": 64}, SUITE + " (no paper runs MNIST-1D: the quick scale's n)"),
-    Preset("paper", "*", "eurnn*", {"orth_lr": 1e-3}, EURNN + " (one rate for every weight)"),
+    Preset("paper", "*", "family:EURNN", {"orth_lr": 1e-3}, EURNN + " (one rate for every weight)"),
 
     # ---- paper: scoRNN ------------------------------------------------------------------------
-    Preset("paper", "copying", "scornn*", {"hidden": 190, "model.rho": 95, "optimizer": "rmsprop", "lr": 1e-3,
+    Preset("paper", "copying", "family:scoRNN", {"hidden": 190, "model.rho": 95, "optimizer": "rmsprop", "lr": 1e-3,
                                           "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9,
                                           "model.readout_init": "glorot_bias"},
            SCORNN + " (TF RMSprop decay 0.9; copying script: readout weight and bias by TF's default Glorot init)"),
-    Preset("paper", "adding", "scornn*", {"hidden": 170, "model.rho": 85, "optimizer": "adam", "lr": 1e-3,
+    Preset("paper", "adding", "family:scoRNN", {"hidden": 170, "model.rho": 85, "optimizer": "adam", "lr": 1e-3,
                                          "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9},
            SCORNN),
-    Preset("paper", "mnist", "scornn*", {"hidden": 170, "model.rho": 17, "optimizer": "rmsprop", "lr": 1e-3,
+    Preset("paper", "mnist", "family:scoRNN", {"hidden": 170, "model.rho": 17, "optimizer": "rmsprop", "lr": 1e-3,
                                         "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9},
            SCORNN + " (n=170, rho=n/10)"),
-    Preset("paper", "pmnist", "scornn*", {"hidden": 170, "model.rho": 85, "optimizer": "rmsprop", "lr": 1e-3,
+    Preset("paper", "pmnist", "family:scoRNN", {"hidden": 170, "model.rho": 85, "optimizer": "rmsprop", "lr": 1e-3,
                                          "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9},
            SCORNN + " (n=170, rho=n/2)"),
-    Preset("paper", "timit", "scornn*", {"hidden": 224, "model.rho": 112},
+    Preset("paper", "timit", "family:scoRNN", {"hidden": 224, "model.rho": 112},
            SCORNN + " (n=224; rho and optimizer settings unverified: rho=n/2 assumed)"),
 
     # ---- paper: expRNN / dtriv / parametrization baselines --------------------------------------
@@ -93,13 +103,76 @@ PRESETS: list[Preset] = [
            DTRIV + " (copying script: projection every 30 base changes)"),
 
     # ---- paper: EURNN and LSTM baselines --------------------------------------------------------
-    Preset("paper", "copying", "eurnn*", {"hidden": 128, "lr": 1e-3, "orth_lr": 1e-3}, EURNN),
+    Preset("paper", "copying", "family:EURNN", {"hidden": 128, "lr": 1e-3, "orth_lr": 1e-3}, EURNN),
     Preset("paper", "copying", "eurnn", {"model.capacity": 4}, EURNN + " (capacity 4)"),
     Preset("paper", "copying|adding", "lstm", {"model.forget_bias": 1.0, "rmsprop_alpha": 0.9},
            SCORNN + " (its LSTM baseline: TF BasicLSTMCell, forget bias 1)"),
     Preset("paper", "copying", "lstm", {"hidden": 68, "lr": 1e-3}, SCORNN + " (its LSTM baseline, n=68)"),
     Preset("paper", "*mnist", "lstm", {"hidden": 128, "lr": 1e-3, "rmsprop_alpha": 0.99},
            EXPRNN + " (LSTM baseline: torch RMSprop, no clipping)"),
+]
+
+# ---- the models beyond the mission set, and the offline digits task --------------------------------
+# Model options are written with their explicit scope (model.K), group settings as <setting>.<group>.
+URNN = "Arjovsky, Shah & Bengio, uRNN, ICML 2016, arXiv:1511.06464v4"
+FCURNN = "Wisdom et al., full-capacity uRNN, NeurIPS 2016, arXiv:1611.00035v1, and the authors' code"
+SCURNN = "Maduranga, Helfrich & Ye, scuRNN, AAAI 2019, arXiv:1811.04142v2, the authors' code (scuRNN_*.py)"
+NNRNN = "Kerg et al., nnRNN, NeurIPS 2019, arXiv:1905.12080v2, supplement Tables 2-3"
+CORNN = "Rusch & Mishra, coRNN, ICLR 2021, arXiv:2010.00951v3, the authors' code (defaults of its scripts)"
+LRU = ("Orvieto et al., LRU, ICML 2023, arXiv:2303.06349v1 (no copying/adding/MNIST runs there: the "
+       "settings are the minimal-LRU reimplementation's defaults, AdamW and the recurrent lr factor 0.5)")
+
+PRESETS += [
+    Preset("quick", "*", "family:uRNN", {"orth_lr": 1e-3}, URNN + " (one RMSprop rate for every weight, section 5)"),
+    Preset("quick", "*", "family:full-capacity uRNN", {"orth_optimizer": "sgd", "orth_lr": 1e-3},
+           FCURNN + " (copying: Cayley step lambda = lr = 1e-3 on the raw gradient)"),
+    Preset("quick", "*", "family:scuRNN", {"optimizer": "adam", "lr.phases": 1e-3}, SCURNN),
+    Preset("quick", "*", "family:coRNN", {"optimizer": "adam"}, CORNN + " (Adam)"),
+    Preset("quick", "*", "family:LRU", {"optimizer": "adam", "lr.recurrent": 5e-4}, LRU),
+
+    # uRNN: RMSprop (decay 0.9) at 1e-3 for every weight, no clipping (section 5)
+    Preset("paper", "*", "family:uRNN", {"optimizer": "rmsprop", "lr": 1e-3, "orth_optimizer": "rmsprop",
+                                         "orth_lr": 1e-3, "rmsprop_alpha": 0.9}, URNN + ", section 5"),
+    Preset("paper", "copying", "family:uRNN", {"hidden": 128}, URNN + ", section 5.1 (n=128)"),
+    Preset("paper", "adding|*mnist", "family:uRNN", {"hidden": 512}, URNN + ", sections 5.2-5.3 (n=512)"),
+    # full-capacity uRNN: Cayley step on U(n) for W, RMSprop for the rest
+    Preset("paper", "copying", "family:full-capacity uRNN",
+           {"hidden": 128, "optimizer": "rmsprop", "lr": 1e-3, "orth_optimizer": "sgd", "orth_lr": 1e-3},
+           FCURNN + " (run_memory_problem.sh: n=128, raw G)"),
+    Preset("paper", "*mnist", "family:full-capacity uRNN",
+           {"hidden": 116, "optimizer": "rmsprop", "lr": 1e-3, "orth_optimizer": "rmsprop", "orth_lr": 1e-6},
+           FCURNN + " (config_mnist: n=116, lr 1e-3, lambda 1e-6 with natGradRMS)"),
+    # scuRNN: A with RMSprop, the phases with Adagrad, the rest with Adam
+    Preset("paper", "*", "family:scuRNN",
+           {"optimizer": "adam", "lr": 1e-3, "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9,
+            "optimizer.phases": "adagrad", "lr.phases": 1e-3}, SCURNN + " (adding and MNIST scripts)"),
+    Preset("paper", "copying", "family:scuRNN", {"hidden": 130, "lr.phases": 1e-4},
+           SCURNN + " (scuRNN_copying.py: n=130)"),
+    Preset("paper", "adding|*mnist", "family:scuRNN", {"hidden": 116}, SCURNN + " (n=116)"),
+    # nnRNN: RMSprop for both rates; T decays; delta penalizes |gamma - 1|
+    Preset("paper", "copying", "family:nnRNN",
+           {"hidden": 128, "optimizer": "rmsprop", "lr": 5e-4, "orth_optimizer": "rmsprop", "orth_lr": 1e-6,
+            "rmsprop_alpha": 0.99, "model.delta": 1e-4, "weight_decay.upper": 1e-6, "model.init": "henaff"},
+           NNRNN + " (copy, n=128)"),
+    Preset("paper", "pmnist", "family:nnRNN",
+           {"hidden": 512, "optimizer": "rmsprop", "lr": 1.5e-4, "orth_optimizer": "rmsprop", "orth_lr": 1.5e-5,
+            "rmsprop_alpha": 0.99, "model.delta": 0.15, "weight_decay.upper": 1e-4, "model.init": "cayley"},
+           NNRNN + " (psMNIST, n=512)"),
+    # coRNN: Adam, no clipping; the code's lr / 10 after epoch 100 is not reproduced
+    Preset("paper", "mnist", "family:coRNN",
+           {"hidden": 256, "optimizer": "adam", "lr": 0.0021, "model.dt": 0.042, "model.gamma": 2.7,
+            "model.epsilon": 4.7}, CORNN + " (sMNIST, n=256)"),
+    Preset("paper", "pmnist", "family:coRNN",
+           {"hidden": 256, "optimizer": "adam", "lr": 0.0054, "model.dt": 0.076, "model.gamma": 0.4,
+            "model.epsilon": 8.0}, CORNN + " (psMNIST, n=256)"),
+    Preset("paper", "adding", "family:coRNN",
+           {"hidden": 128, "optimizer": "adam", "lr": 0.02, "model.dt": 0.06, "model.gamma": 66.0,
+            "model.epsilon": 15.0}, CORNN + " (adding T=100, n=128)"),
+    # LRU
+    Preset("paper", "*", "family:LRU",
+           {"model.depth": 4, "model.width": 256, "hidden": 128, "model.r_min": 0.0, "model.r_max": 0.999,
+            "model.dropout": 0.1, "optimizer": "adamw", "lr": 1e-3, "lr.recurrent": 5e-4,
+            "weight_decay.default": 0.05}, LRU + " (r_max 0.999: the suite keeps |lambda| < 1)"),
 ]
 
 

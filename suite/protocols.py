@@ -94,6 +94,12 @@ PROTOCOLS: list[Protocol] = [
     _p("exprnn-timit", ("paper",), "timit", EXPRNN + " (TIMIT script: batch 128, 1200 epochs of 3640 utterances)",
        "exprnn*|dtriv", "steps = 1200 epochs x 28 batches", steps=33_600, batch_size=128, eval_every=280,
        eval_batch_size=128),
+
+    # ---- offline real data: scikit-learn's 8x8 digits (no paper runs it) --------------------------
+    _p("digits", ("quick", "paper"), "digits", "suite scale; no paper runs the 8x8 digits (1,257 training "
+       "images: 1500 steps at batch 32 is about 38 epochs)", steps=1500, batch_size=32, **_EVAL),
+    _p("pdigits", ("quick", "paper"), "pdigits", "suite scale; no paper runs the permuted 8x8 digits",
+       steps=1500, batch_size=32, **_EVAL),
 ]
 
 
@@ -143,6 +149,8 @@ class Resolved:
                 continue
             key = f"model.{k}"
             out.append((key, model_opts.get(k, default), self.sources.get(key, f"model default ({c.model})")))
+        for key, value in c.group_options:  # parameter-group settings (lr.upper, optimizer.phases, ...)
+            out.append((key, value, self.sources.get(key, "run setting")))
         return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -18,12 +19,31 @@ from suite.errors import ConfigError, UnknownNameError
 
 
 @dataclass(frozen=True)
+class ModelInfo:
+    """What the suite knows of a model, as data: presets, published-number matching, the speed table,
+    the run order and the tests read it from here, never from the model's name."""
+
+    family: str = ""  # whose training conventions it follows; presets match it as "family:<name>"
+    published_as: str = ""  # the model's name in published tables (reports/published.py)
+    constraint: str | None = None  # what recurrent_matrix() satisfies: orthogonal, unitary, stable, None
+    paper: str = ""  # the paper it implements (authors, venue, arXiv id and version)
+    params: Callable[[int, int, int], int] | None = None  # the paper's parameter count (n, d_in, d_out)
+    cost: float = 1.0  # relative cost of a training step at equal size, to start long runs first
+
+
+@dataclass(frozen=True)
 class Entry:
     name: str
     factory: Callable
     mission: bool  # part of the main job (built-ins are; plug-ins choose)
-    tags: tuple[str, ...] = ()
+    info: ModelInfo | None = None  # models only
     source: str = "builtin"
+    cls: type | None = None  # the factory's annotated return class (models: checked at registration)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The parameter-group names the model's class declares (models only)."""
+        return tuple(getattr(self.cls, "GROUPS", {}) or ())
 
     @property
     def doc(self) -> str:
@@ -35,22 +55,54 @@ class Registry:
     kind: str  # "model" or "task": used in messages
     group: str  # entry-point group
     builtin: str  # module whose import registers the built-ins
+    contract: str | None = None  # "module:Class" every factory must return a concrete subclass of
     _entries: dict[str, Entry] = field(default_factory=dict)
     _loaded: bool = False
 
     def register(self, fn: Callable | None = None, *, name: str | None = None,
-                 mission: bool = True, tags: tuple[str, ...] = ()):
-        """Decorator: ``@register_model`` or ``@register_model(name=..., mission=False)``."""
+                 mission: bool = True, **info):
+        """Decorator: ``@register_model`` or ``@register_model(name=..., mission=False, family=...)``;
+        keyword ``info`` fills the entry's ``ModelInfo`` (models only)."""
 
         def deco(f: Callable) -> Callable:
             key = name or f.__name__
             if key in self._entries and self._entries[key].factory is not f:
                 raise ConfigError(f"{self.kind} {key!r} is registered twice")
             source = "builtin" if f.__module__.split(".")[0] == self.builtin else f.__module__
-            self._entries[key] = Entry(key, f, mission, tuple(tags), source)
+            cls = self._check_contract(key, f)
+            facts = None
+            if self.contract:
+                try:
+                    facts = ModelInfo(**info)
+                except TypeError:
+                    raise ConfigError(f"{self.kind} {key!r}: unknown registration data {sorted(info)}; valid: "
+                                      f"{', '.join(ModelInfo.__dataclass_fields__)}") from None
+            elif info:
+                raise ConfigError(f"{self.kind} {key!r}: registration takes no data ({sorted(info)})")
+            self._entries[key] = Entry(key, f, mission, facts, source, cls)
             return f
 
         return deco(fn) if fn is not None else deco
+
+    def _check_contract(self, key: str, f: Callable) -> type | None:
+        """The factory's return annotation must name a concrete subclass of the contract class."""
+        if not self.contract:
+            return None
+        module, _, clsname = self.contract.partition(":")
+        base = getattr(importlib.import_module(module), clsname)
+        try:
+            ret = typing.get_type_hints(f).get("return")
+        except Exception as e:  # an annotation that does not resolve
+            raise ConfigError(f"{self.kind} {key!r}: its return annotation does not resolve ({e})") from None
+        if not (inspect.isclass(ret) and issubclass(ret, base)):
+            raise ConfigError(f"{self.kind} {key!r}: annotate the factory's return type with a subclass of "
+                              f"{base.__module__}.{clsname} (got {ret!r}), e.g. `def {f.__name__}(...) -> "
+                              f"RecurrentNet:`")
+        if inspect.isabstract(ret):
+            missing = ", ".join(sorted(ret.__abstractmethods__))
+            raise ConfigError(f"{self.kind} {key!r}: {ret.__name__} does not implement {missing}, which "
+                              f"every {clsname} must provide")
+        return ret
 
     def _load(self) -> None:
         if self._loaded:
@@ -61,6 +113,9 @@ class Registry:
             obj = ep.load()  # a module registers on import; a bare callable is registered here
             if callable(obj) and not inspect.ismodule(obj) and ep.name not in self._entries:
                 self.register(obj, name=ep.name, mission=False)
+
+    def entries(self, *, mission: bool | None = None) -> list[Entry]:
+        return [self.entry(n) for n in self.names(mission=mission)]
 
     def names(self, pattern: str = "*", *, mission: bool | None = None) -> list[str]:
         self._load()
@@ -96,7 +151,7 @@ class Registry:
         return {k: (None if p.default is p.empty else p.default) for k, p in params.items()}
 
 
-MODELS = Registry("model", "ortho_rnn_suite.models", "models")
+MODELS = Registry("model", "ortho_rnn_suite.models", "models", "models.base:RecurrentModel")
 TASKS = Registry("task", "ortho_rnn_suite.tasks", "tasks")
 
 register_model = MODELS.register

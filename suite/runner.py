@@ -24,9 +24,8 @@ from pathlib import Path
 import torch
 
 from models.base import RecurrentModel, orthogonality_error
-from models.engine import RecurrentNet
-from suite.config import RunConfig
-from suite.errors import SuiteError
+from suite.config import OPTIMIZERS, RunConfig
+from suite.errors import ConfigError, SuiteError
 from suite.registry import TASKS, create_model, create_task
 from suite.seeding import seeded
 from suite.store import Records, Store
@@ -65,25 +64,75 @@ def build(config: RunConfig, device: torch.device | str = "cpu"):
 
 def validate(config: RunConfig) -> None:
     """Everything that can be wrong before training: names, options, values, data files."""
-    task, _ = build(config)
+    task, model = build(config)
     task.check()
+    make_optimizers(model, config)  # group names and per-group optimizer choices
+
+
+def group_settings(model: RecurrentModel, config: RunConfig, group: str) -> dict:
+    """A group's optimizer, lr and weight decay: ``<setting>.<group>`` from presets or --set, else the
+    model's own default for the group (its paper's), else the run settings of the group's base."""
+    spec = model.group_spec(group)
+    out = {}
+    for setting in ("optimizer", "lr", "weight_decay"):
+        value = config.group_setting(setting, group)
+        if value is None:
+            value = getattr(spec, setting)
+        if value is None:
+            value = config.group_setting(setting, spec.base)
+        out[setting] = value
+    if spec.optimizers is not None and out["optimizer"] not in spec.optimizers:
+        raise ConfigError(f"invalid optimizer {out['optimizer']!r} for {config.model}'s parameter group {group!r}; "
+                          f"valid: {', '.join(map(repr, spec.optimizers))}")
+    return out
 
 
 def make_optimizers(model: RecurrentModel, config: RunConfig) -> list[torch.optim.Optimizer]:
-    def make(kind, params, lr):
+    """One optimizer per non-empty parameter group: "default" first, then the others in
+    ``parameter_groups()`` order (the order checkpoints store them in)."""
+    def make(kind, params, lr, weight_decay):
         if kind == "rmsprop":
-            return torch.optim.RMSprop(params, lr=lr, alpha=config.rmsprop_alpha)
+            return torch.optim.RMSprop(params, lr=lr, alpha=config.rmsprop_alpha, weight_decay=weight_decay)
         if kind == "adam":
-            return torch.optim.Adam(params, lr=lr)
+            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        if kind == "adamw":  # decoupled weight decay (the LRU paper's optimizer)
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         if kind == "adagrad":
-            return torch.optim.Adagrad(params, lr=lr)
-        return torch.optim.SGD(params, lr=lr)
+            return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+        if kind == "sgd":
+            return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+        raise ConfigError(f"invalid optimizer {kind!r}; valid: {', '.join(OPTIMIZERS)}")
 
+    opts = []
     groups = model.parameter_groups()
-    opts = [make(config.optimizer, groups["default"], config.lr)]
-    if groups["orthogonal"]:
-        opts.append(make(config.orth_optimizer, groups["orthogonal"], config.orth_lr))
+    for group in sorted(groups, key=lambda g: g != "default"):
+        params = groups[group]
+        if not params:
+            continue
+        s = group_settings(model, config, group)
+        update = model.group_spec(group).update
+        if update is not None:
+            opts.append(update(params, lr=s["lr"], precondition=s["optimizer"], alpha=config.rmsprop_alpha))
+        else:
+            opts.append(make(s["optimizer"], params, s["lr"], s["weight_decay"]))
     return opts
+
+
+def train_step(model: RecurrentModel, opts: list[torch.optim.Optimizer], task, x: torch.Tensor,
+               y: torch.Tensor, step: int, clip: float | None = None) -> torch.Tensor:
+    """The one training step (runner, invariant tests, benchmarks): loss + the model's regularizer,
+    backward, optional gradient-norm clipping, every group's optimizer, the model's after-step hook.
+    Returns the task loss (detached)."""
+    loss = task.loss(model(x), y)
+    for o in opts:
+        o.zero_grad(set_to_none=True)
+    (loss + model.regularizer()).backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    for o in opts:
+        o.step()
+    model.after_step(step)
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -124,7 +173,7 @@ def task_info(name: str, task) -> dict:
 
 
 def measures_orthogonality(model: RecurrentModel) -> bool:
-    return isinstance(model, RecurrentNet)  # square W: constrained, or free (drift shows)
+    return model.tracks_orthogonality  # constrained, or a free square W started orthogonal (drift shows)
 
 
 # ---- environment and memory --------------------------------------------------------------------
@@ -290,15 +339,8 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
         for step in range(start + 1, config.steps + 1):
             x, y = task.train_batch(step, config.batch_size, config.seed)
             t0 = time.perf_counter()
-            loss = task.loss(model(x.to(dev, non_blocking=True)), y.to(dev, non_blocking=True))
-            for o in opts:
-                o.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            for o in opts:
-                o.step()
-            model.after_step(step)
+            loss = train_step(model, opts, task, x.to(dev, non_blocking=True), y.to(dev, non_blocking=True),
+                              step, config.clip)
             value = loss.item()  # synchronizes a GPU, so the time below is the step's
             state["train_time"] += time.perf_counter() - t0
             records.metrics.append((step, "train/loss", value))

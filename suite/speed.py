@@ -17,17 +17,20 @@ from torch import nn
 from suite.registry import create_model
 from suite.seeding import seeded
 
+# The comparison models beyond the mission set (no speed target; rows for reference).
+NEW_MODELS = ["urnn", "fcurnn", "scurnn", "nnrnn", "cornn", "lru"]
 # Speed targets: model rows, the baseline each is measured against, limits against the baseline and
 # against each model's own floor (``floor_fn``). On CPU the floor target holds at the default case and
 # at the copying case (T=120: length 100 + 20, B=128), ``suite speed --T 120 --B 128``.
 FLOOR_LIMIT = 1.5
 TARGETS = {
     "cpu": {"case": dict(n=190, T=1000, B=32), "baseline": "nn.RNN(tanh)",
-            "models": ["rnn@fused", "scornn@fused", "scornn@reference", "exprnn", "torch_cayley", "eurnn", "lstm"],
+            "models": ["rnn@fused", "scornn@fused", "scornn@reference", "exprnn", "torch_cayley", "eurnn", "lstm",
+                       *NEW_MODELS],
             "limit": {"rnn@fused": 0.9, "scornn@fused": 0.9}},
     "gpu": {"case": dict(n=190, T=1000, B=128), "baseline": "nn.RNN(relu)",
             "models": ["rnn@triton", "scornn@triton", "scornn@triton-tf32", "scornn@triton-bf16",
-                       "rnn@triton-bf16", "scornn@fused", "scornn@reference", "eurnn", "lstm"],
+                       "rnn@triton-bf16", "scornn@fused", "scornn@reference", "eurnn", "lstm", *NEW_MODELS],
             "limit": {"scornn@triton": 1.5, "rnn@triton": 1.5}},
 }
 

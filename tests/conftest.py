@@ -22,13 +22,10 @@ def model_names():
     return MODELS.names()
 
 
-def constrained_models():
-    out = []
-    for name in MODELS.names():
-        m = MODELS.create(name, d_in=2, d_out=2, hidden=4)
-        if m.constraint:
-            out.append(name)
-    return out
+def constrained_models(*constraints: str) -> list[str]:
+    """Models whose registry entry claims one of ``constraints`` (default: orthogonal or unitary)."""
+    wanted = constraints or ("orthogonal", "unitary")
+    return [e.name for e in MODELS.entries() if e.info.constraint in wanted]
 
 
 @pytest.fixture

@@ -39,52 +39,32 @@ def test_same_seed_same_model(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_contract(name):
+    entry = MODELS.entry(name)
     model = create_model(name, d_in=3, d_out=2, hidden=10)
+    assert isinstance(model, entry.cls)
+    assert model.constraint == entry.info.constraint  # the registry's data say what the model does
     W = model.recurrent_matrix()
-    assert W.shape == (10, 10)
+    assert W.ndim == 2 and W.shape[0] == W.shape[1] >= 10
     groups = model.parameter_groups()
-    assert set(groups) == {"orthogonal", "default"}
+    assert set(groups) <= set(entry.groups), f"undeclared groups {set(groups) - set(entry.groups)}"
     ids = [id(p) for g in groups.values() for p in g]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())  # a partition
-    assert bool(groups["orthogonal"]) == (model.constraint is not None)
+    if model.constraint in ("orthogonal", "unitary"):
+        assert groups["orthogonal"]
     x = torch.randn(2, 6, 3)
     out, hs = model.trajectory(x)  # the reference loop: must agree with forward's engine
-    assert len(hs) == 6 and hs[0].shape == (2, 10)
+    assert len(hs) == 6 and hs[0].shape[0] == 2
     torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-6)
-
-
-def formula(name, n, d_in, d_out):
-    """Parameter counts from the papers' formulas (reference.md section 7 where given)."""
-    io = n * d_in + n + n * d_out + d_out  # U, b, readout
-    skew = n * (n - 1) // 2
-    if name in ("scornn", "scornn_autograd", "exprnn", "exprnn_cayley", "dtriv"):
-        return skew + io
-    if name in ("geotorch_expm", "geotorch_cayley", "torch_cayley", "torch_matrix_exp",
-                "torch_householder", "rnn"):
-        return n * n + io  # the full n x n matrix is stored
-    if name == "lstm":  # 4(n(d_in + n) + n) + n d_out + d_out, plus torch's second bias set
-        return 4 * (n * (d_in + n) + n) + n * d_out + d_out + 4 * n
-    if name == "gru":
-        return 3 * (n * (d_in + n) + n) + n * d_out + d_out + 3 * n
-    if name == "eurnn":  # 2 angles per rotation, n phases, complex U, bias, readout from [Re, Im]
-        pairs = sum(len(range(layer % 2, n - 1, 2)) for layer in range(4))
-        return 2 * pairs + n + 2 * n * d_in + n + 2 * n * d_out + d_out
-    if name == "eurnn_fft":
-        import math
-
-        pairs = sum(sum(1 for i in range(n) if (i // 2**k) % 2 == 0 and i + 2**k < n)
-                    for k in range(math.ceil(math.log2(n))))
-        return 2 * pairs + n + 2 * n * d_in + n + 2 * n * d_out + d_out
-    return None
 
 
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("n", [9, 16])
 def test_parameter_count_formula(name, n):
-    expected = formula(name, n, 3, 4)
-    if expected is None:
+    """The paper's formula, carried by the registry entry, against the module's count."""
+    formula = MODELS.entry(name).info.params
+    if formula is None:
         pytest.skip(f"no published formula for {name}")
-    assert create_model(name, d_in=3, d_out=4, hidden=n).parameter_count() == expected
+    assert create_model(name, d_in=3, d_out=4, hidden=n).parameter_count() == formula(n, 3, 4)
 
 
 @pytest.mark.parametrize(("d_in", "d_out", "n", "published"), [
@@ -97,8 +77,20 @@ def test_scornn_published_parameter_counts(d_in, d_out, n, published):
     assert create_model("scornn", d_in=d_in, d_out=d_out, hidden=n).parameter_count() == published
 
 
+@pytest.mark.parametrize(("name", "d_in", "d_out", "n", "published"), [
+    ("urnn", 10, 9, 128, 6_153), ("urnn", 2, 1, 512, 8_193),  # Arjovsky et al. 2016: copying, adding
+    ("fcurnn", 1, 10, 116, 16_366), ("fcurnn", 1, 10, 512, 274_954),  # Wisdom et al. 2016: (p)MNIST
+    ("scurnn", 1, 10, 116, 16_482),  # Maduranga et al. 2019: MNIST
+    ("nnrnn", 10, 9, 128, 18_953), ("nnrnn", 1, 10, 512, 268_298),  # Kerg et al. 2019: copy, psMNIST
+    ("cornn", 1, 10, 256, 134_154),  # Rusch & Mishra 2021: psMNIST
+])
+def test_new_models_published_parameter_counts(name, d_in, d_out, n, published):
+    """The counts of the papers' settings (their tables and code; see each model file's docstring)."""
+    assert create_model(name, d_in=d_in, d_out=d_out, hidden=n).parameter_count() == published
+
+
 def test_all_builtin_models_have_a_formula():
-    missing = [n for n in ALL if MODELS.entry(n).source == "builtin" and formula(n, 8, 2, 2) is None]
+    missing = [n for n in ALL if MODELS.entry(n).source == "builtin" and MODELS.entry(n).info.params is None]
     assert missing == [], f"add a parameter-count formula for {missing}"
 
 

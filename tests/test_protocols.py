@@ -35,6 +35,8 @@ def _where(config: RunConfig, key: str):
         return dict(config.task_options)[name]
     if scope == "model":
         return dict(config.model_options)[name]
+    if scope:  # a parameter group's setting, lr.upper
+        return config.group_setting(scope, name)
     return getattr(config, name)
 
 

@@ -53,10 +53,118 @@ def test_readme_third_party_model_through_entry_point(tmp_path):
     (dist / "entry_points.txt").write_text(f"[{group}]\n{entry.replace(chr(34), '')}\n")
     probe = ("import torch; from suite import list_models, create_model; from models import orthogonality_error; "
              "print(list_models('rotation*')); m = create_model('rotation_rnn', d_in=2, d_out=3); "
-             "print(m(torch.randn(4, 5, 2)).shape, orthogonality_error(m.recurrent_matrix()) < 1e-6)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(tmp_path), "PATH": ""}, check=True).stdout
-    assert out.splitlines() == ["['rotation_rnn']", "torch.Size([4, 3]) True"]
+             "print(m(torch.randn(4, 5, 2)).shape, orthogonality_error(m.recurrent_matrix()) < 1e-6); "
+             "from suite.registry import MODELS; print(MODELS.entry('rotation_rnn').info.params(64, 2, 3) == "
+             "m.parameter_count())")
+    env = {"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": ""}  # this checkout's suite, beside the plug-in
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    assert out.splitlines() == ["['rotation_rnn']", "torch.Size([4, 3]) True", "True"]
     res = subprocess.run([sys.executable, "-m", "suite", "list", "models"], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(tmp_path), "PATH": ""}, check=True).stdout
+                         env=env, check=True).stdout
     assert "rotation_rnn: Block-rotation RNN." in res
+
+
+@pytest.mark.parametrize("package", ["models", "tasks", "reports"])
+def test_a_users_folder_shadowing_a_suite_package_stops_with_a_clear_error(tmp_path, package):
+    """A research repository's own models/ (or tasks/, reports/) in the working directory comes first on
+    sys.path: the suite refuses to run on it instead of failing later in confusing ways."""
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    res = subprocess.run([sys.executable, "-m", "suite", "list", "models"], capture_output=True, text=True,
+                         cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert res.returncode != 0
+    assert f"the package '{package}' resolves to {tmp_path / package}" in res.stderr
+    assert f"not to the suite's own {ROOT / package}" in res.stderr
+    ok = subprocess.run([sys.executable, "-m", "suite", "list", "tasks"], capture_output=True, text=True,
+                        cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert ok.returncode == 0 and "copying" in ok.stdout
+
+
+def test_registration_checks_the_contract():
+    """A factory must name its class; the class must implement every abstract method."""
+    import torch
+
+    from models.base import RecurrentModel
+    from suite.registry import Registry
+
+    reg = Registry("model", "ortho_rnn_suite.none", "models", "models.base:RecurrentModel")
+
+    class Half(RecurrentModel):
+        def forward(self, x):
+            return x
+
+    class Full(Half):
+        def recurrent_matrix(self):
+            return torch.eye(2)
+
+        def trajectory(self, x):
+            return x, []
+
+    def half(d_in, d_out, output="last", hidden=4) -> Half:
+        return Half(d_in, d_out, hidden, output)
+
+    def bare(d_in, d_out, output="last", hidden=4):
+        return Full(d_in, d_out, hidden, output)
+
+    def full(d_in, d_out, output="last", hidden=4) -> Full:
+        return Full(d_in, d_out, hidden, output)
+
+    with pytest.raises(ConfigError, match=r"Half does not implement recurrent_matrix, trajectory"):
+        reg.register(half)
+    with pytest.raises(ConfigError, match=r"annotate the factory's return type with a subclass of "
+                                          r"models.base.RecurrentModel"):
+        reg.register(bare)
+    reg.register(full, family="toy")
+    assert reg.entry("full").cls is Full and reg.entry("full").info.family == "toy"
+    assert reg.create("full", d_in=2, d_out=2).recurrent_matrix().shape == (2, 2)
+    with pytest.raises(ConfigError, match=r"unknown registration data \['colour'\]"):
+        reg.register(full, name="other", colour="red")
+
+
+def test_engine_and_complex_state_are_checked_at_construction():
+    with pytest.raises(ConfigError, match=r"engine='triton' runs real hidden states only"):
+        create_model("eurnn", d_in=2, d_out=2, hidden=4, engine="triton")
+    with pytest.raises(ConfigError, match=r"invalid engine='cuda'"):
+        create_model("scurnn", d_in=2, d_out=2, hidden=4, engine="cuda")
+
+
+def test_registry_data_agree_with_the_models():
+    for e in MODELS.entries():
+        m = create_model(e.name, d_in=2, d_out=2, hidden=6)
+        assert m.constraint == e.info.constraint, e.name
+        assert set(m.parameter_groups()) <= set(e.groups), e.name
+        assert e.info.family, f"{e.name}: no family"
+
+
+def test_docs_lru_example_trains_as_a_plug_in(tmp_path):
+    """docs/models.md's second example (a model that is not a RecurrentNet), run as written."""
+    doc = (ROOT / "docs" / "models.md").read_text()
+    code = re.search(r"```python\n# tiny_lru.py\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "tiny_lru.py").write_text(code)
+    probe = """
+import torch
+import tiny_lru
+from models.base import spectral_radius
+from suite.config import RunConfig
+from suite.registry import MODELS, create_model, create_task
+from suite.runner import make_optimizers, train_step
+task = create_task("copying", T=10, K=3)
+m = create_model("tiny_lru", d_in=task.d_in, d_out=task.d_out, output="sequence", hidden=8)
+e = MODELS.entry("tiny_lru")
+assert m.parameter_count() == e.info.params(8, task.d_in, task.d_out) and e.groups == ("default", "recurrent")
+config = RunConfig(model="tiny_lru", task="copying", lr=1e-2, group_options=(("lr.recurrent", 1e-2),))
+opts = make_optimizers(m, config)
+lam0 = m.eigenvalues().detach().clone()
+for step in range(1, 31):
+    x, y = task.train_batch(step, 8, 0)
+    loss = train_step(m, opts, task, x, y, step)
+x, _ = task.train_batch(99, 4, 0)
+out, hs = m.trajectory(x)
+torch.testing.assert_close(out, m(x), rtol=1e-4, atol=1e-5)
+print(len(opts), (m.eigenvalues().detach() - lam0).abs().max().item() > 1e-4, spectral_radius(m.recurrent_matrix()) < 1)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                         env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": ""})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", "True", "True"]

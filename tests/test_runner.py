@@ -175,7 +175,7 @@ def test_cli_rerun_is_noop(tmp_path):
     (["--models", "scornn", "--tasks", "copying", "--set", "hidden=8", "--set", "rho=9"],
      "invalid rho=9 for scornn with hidden=8: must be in [0, 8]"),
     (["--models", "lstm", "--tasks", "copying", "--set", "rho=2"], "unknown setting 'rho'"),
-    (["--models", "scornn", "--set", "optimizer=adamw"], "valid choices: 'rmsprop', 'adam'"),
+    (["--models", "scornn", "--set", "optimizer=lbfgs"], "valid choices: 'rmsprop', 'adam'"),
     (["--seeds", "x"], "invalid --seeds 'x'"),
     (["--models", "scornn", "--tasks", "mnist", "--set", "download=False", "--set", "data_dir='/nonexistent'"],
      "MNIST files missing in /nonexistent/mnist"),
