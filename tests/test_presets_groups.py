@@ -91,7 +91,7 @@ def test_published_numbers_match_through_the_registry_data():
 
 
 def test_run_order_cost_comes_from_the_registry():
-    from suite.cli import _cost
+    from suite.executors import cost as _cost
 
     c = {m: _cost(RunConfig(model=m, task="copying", steps=10)) for m in ("scornn", "eurnn", "urnn")}
     assert c["eurnn"] == 4 * c["scornn"] and c["urnn"] == MODELS.entry("urnn").info.cost * c["scornn"]
