@@ -1,7 +1,7 @@
-"""``suite``: list, run, show, export, report, speed.
+"""``suite``: list, run, tune, show, export, report, speed.
 
 ``suite run`` with no arguments is the main job: every mission model on the offline tasks
-(copying, adding, mnist1d) at the quick scale, ending in the HTML report.
+(copying, adding, mnist1d) at the quick scale, three seeds, ending in the HTML report.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from suite.executors import run_all
 from suite.registry import MODELS, TASKS
 
 DEFAULT_DB = "results/suite.db"
+DEFAULT_SEEDS = "0-2"  # three seeds: the report's confidence intervals and tests need more than one
 
 
 def _expand(registry, spec: str | None, default: list[str]) -> list[str]:
@@ -158,6 +160,8 @@ def cmd_run(args) -> int:
         print(format_plan(resolved, estimates, args.scale, str(device)))
         return 0
     configs = plan(args)
+    if args.tuned:
+        configs = _tuned(configs, args.db)
     executor = from_args(args, len(configs))
     print(f"{len(configs)} runs ({len({c.model for c in configs})} models x "
           f"{len({c.task for c in configs})} tasks x {len({c.seed for c in configs})} seeds), "
@@ -181,6 +185,52 @@ def cmd_run(args) -> int:
         index = render_report(args.db, args.report_dir)
         print(f"report: {index}", file=sys.stderr)
     return 1 if counts.get("failed") else 0
+
+
+def _tuned(configs, db: str) -> list:
+    from suite.store import Store
+    from suite.tune import TUNE_SEED, apply_tuned
+
+    if TUNE_SEED in {c.seed for c in configs}:
+        raise ConfigError(f"--tuned needs fresh seeds: seed {TUNE_SEED} is the one the search trained on")
+    if not Path(db).is_file():
+        raise ConfigError(f"--tuned: no store at {db}; run `suite tune` first")
+    store = Store(db)
+    try:
+        return apply_tuned(store, configs)
+    finally:
+        store.close()
+
+
+def cmd_tune(args) -> int:
+    from suite.runner import resolve_device
+    from suite.tune import TUNE_SEED, Space, parse_range, study_name, tune
+
+    resolve_device(args.device)
+    args.seeds = str(TUNE_SEED)
+    bases = plan(args)
+    space = Space(lr=parse_range("lr", args.lr), orth_lr=parse_range("orth-lr", args.orth_lr))
+    workers = args.workers
+    if workers is None:
+        workers = 1 if args.device.startswith("cuda") else min(2, os.cpu_count() or 1)
+    print(f"{args.search} search: {len(bases)} (model, protocol) pairs x {args.trials} trials x "
+          f"{bases[0].steps if bases else 0} steps, seed {TUNE_SEED}, {workers} worker(s), store {args.db}",
+          file=sys.stderr)
+    try:
+        best = tune(bases, args.db, args.search, args.trials, space, args.device, workers)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every finished trial is in the store; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    print(f"{'task':<9}{'model':<18}{'optimizer':<10}{'lr':>10}{'orth_lr':>10}  study")
+    for b in bases:
+        c = best.get(study_name(b, args.search))
+        if c is None:
+            print(f"{b.task:<9}{b.model:<18}no finished trial")
+        else:
+            print(f"{c.task:<9}{c.model:<18}{c.optimizer:<10}{c.lr:>10.3g}{c.orth_lr:>10.3g}  "
+                  f"{study_name(b, args.search)}")
+    return 0 if all(best.values()) else 1
 
 
 def _fmt(v, digits=4):
@@ -291,7 +341,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train models x tasks x seeds into the store (no arguments: the main job)")
     run.add_argument("--models", help="comma-separated names or patterns (default: every mission model)")
     run.add_argument("--tasks", help=f"comma-separated names or patterns (default: {','.join(OFFLINE_TASKS)})")
-    run.add_argument("--seeds", default="0", help="e.g. 0 or 0,1,2 or 0-4 (default 0)")
+    run.add_argument("--seeds", default=DEFAULT_SEEDS, help=f"e.g. 0 or 0,1,2 or 0-4 (default {DEFAULT_SEEDS})")
     run.add_argument("--scale", default="quick", choices=["quick", "paper"], help="preset scale")
     run.add_argument("--protocols", help="comma-separated protocol names or patterns (default: every "
                      "protocol of the tasks at the scale; `suite list protocols`)")
@@ -311,7 +361,27 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--estimate", default="measure", choices=["measure", "store", "none"],
                      help="--dry-run time estimate: ms/step from the store, else measured over 2 real "
                      "steps (measure; default), from the store only, or none")
+    run.add_argument("--tuned", action="store_true",
+                     help="use the settings `suite tune` chose for each (model, protocol)")
     run.set_defaults(fn=cmd_run)
+
+    tu = sub.add_parser("tune", help="search lr/orth_lr/optimizer per (model, protocol), same budget for all")
+    tu.add_argument("--models", help="comma-separated names or patterns (default: every mission model)")
+    tu.add_argument("--tasks", help=f"comma-separated names or patterns (default: {','.join(OFFLINE_TASKS)})")
+    tu.add_argument("--scale", default="quick", choices=["quick", "paper"], help="preset scale")
+    tu.add_argument("--protocols", help="comma-separated protocol names or patterns (default: every "
+                    "protocol of the tasks at the scale; `suite list protocols`)")
+    tu.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    tu.add_argument("--steps", type=int, help="steps per trial (shorthand for --set steps=N)")
+    tu.add_argument("--search", default="grid", choices=["grid", "optuna"],
+                    help="grid: deterministic lr x orth_lr grid; optuna: TPE with a median pruner")
+    tu.add_argument("--trials", type=int, default=6, help="trials per (model, protocol) (default 6)")
+    tu.add_argument("--lr", default="1e-4:1e-2", help="lr range LOW:HIGH, log scale (default 1e-4:1e-2)")
+    tu.add_argument("--orth-lr", default="1e-5:1e-2", help="orth_lr range LOW:HIGH (default 1e-5:1e-2)")
+    tu.add_argument("--device", default="auto")
+    tu.add_argument("--db", default=DEFAULT_DB, help=f"results store (default {DEFAULT_DB})")
+    tu.add_argument("--workers", type=int, help="parallel processes (default: 2 on a multi-core CPU)")
+    tu.set_defaults(fn=cmd_tune)
 
     show = sub.add_parser("show", help="the runs in the store, or one run in full")
     show.add_argument("run_id", nargs="?")

@@ -36,7 +36,7 @@ PROFILE_BATCH = 32
 @dataclass(frozen=True)
 class Outcome:
     run_id: str
-    status: str  # finished | diverged | failed | interrupted | skipped | busy
+    status: str  # finished | diverged | pruned | failed | interrupted | skipped | busy
     summary: dict | None = None
     error: str | None = None
 
@@ -261,7 +261,10 @@ def threading_main() -> bool:
 
 # ---- one run ------------------------------------------------------------------------------------
 def execute(config: RunConfig, store: Store, device: str = "auto", force: bool = False,
-            progress: bool = False) -> Outcome:
+            progress: bool = False, stop=None) -> Outcome:
+    """Train ``config`` into ``store``. ``stop(config, step, val)``, called after every evaluation
+    with the validation scores, may end the run early: it is then recorded as ``pruned`` (a tuning
+    search's pruner uses this)."""
     run_id = config.run_id
     dev = resolve_device(device)
     action, step = store.claim(run_id, config.config_hash, config.seed, config.model, config.task,
@@ -271,7 +274,7 @@ def execute(config: RunConfig, store: Store, device: str = "auto", force: bool =
     if action == "busy":
         return Outcome(run_id, "busy")
     try:
-        return _train(config, store, dev, step, progress)
+        return _train(config, store, dev, step, progress, stop)
     except KeyboardInterrupt:
         store.update(run_id, status="interrupted", owner=None)
         raise
@@ -280,7 +283,7 @@ def execute(config: RunConfig, store: Store, device: str = "auto", force: bool =
         return Outcome(run_id, "failed", error=f"{type(e).__name__}: {e}")
 
 
-def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progress: bool) -> Outcome:
+def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progress: bool, stop=None) -> Outcome:
     run_id = config.run_id
     task, model = build(config, dev)
     task.check()
@@ -302,11 +305,15 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
             start = 0
     store.prune_checkpoints(run_id, keep=start)
 
+    val: dict[str, float] = {}
+
     def record_eval(step: int) -> None:
         k = state["evals"]
         for split in ("val", "test"):
             for name, value in evaluate(model, task, split, config.eval_batch_size, dev).items():
                 records.metrics.append((step, f"{split}/{name}", value))
+                if split == "val":
+                    val[name] = value
         if measures_orthogonality(model):
             records.metrics.append((step, "orth_error", orthogonality_error(model.recurrent_matrix())))
         if step == 0 or step == config.steps or k % config.eigen_every == 0:
@@ -362,6 +369,11 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
                 state["wall_time"] += time.perf_counter() - session_start
                 session_start = time.perf_counter()
                 commit(step)
+                if stop is not None and step < config.steps and stop(config, step, dict(val)):
+                    _close(bar)
+                    summary = summarize(store, run_id, config, state)
+                    store.update(run_id, status="pruned", owner=None, summary=summary)
+                    return Outcome(run_id, "pruned", summary)
             elif config.checkpoint_every and step % config.checkpoint_every == 0:
                 state["wall_time"] += time.perf_counter() - session_start
                 session_start = time.perf_counter()

@@ -28,8 +28,11 @@ from pathlib import Path
 
 from suite.errors import SuiteError
 
-SCHEMA_VERSION = 1
-STATUSES = ("running", "finished", "diverged", "failed", "interrupted")
+SCHEMA_VERSION = 2
+# pending: a tuning trial registered but not started; pruned: a trial its search stopped early
+STATUSES = ("pending", "running", "finished", "diverged", "pruned", "failed", "interrupted")
+DONE = ("finished", "diverged", "pruned")  # never resumed unless forced
+KINDS = ("run", "trial")  # trials belong to a tuning study and stay out of the headline tables
 LEASE_SECONDS = 900.0
 
 _SCHEMA = [
@@ -54,6 +57,8 @@ _SCHEMA = [
         params_recurrent INTEGER,
         summary TEXT,
         error TEXT,
+        kind TEXT NOT NULL DEFAULT 'run',
+        study TEXT,
         UNIQUE (config_hash, seed))""",
     """CREATE TABLE IF NOT EXISTS metrics (
         run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
@@ -66,7 +71,10 @@ _SCHEMA = [
         PRIMARY KEY (run_id, step))""",
 ]
 # Migrations from version v to v+1, run in order on open; a newer file than this code is refused.
-_MIGRATIONS: dict[int, list[str]] = {}
+_MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'run'",  # version 2: tuning trials
+        "ALTER TABLE runs ADD COLUMN study TEXT"],
+}
 
 
 class StoreError(SuiteError):
@@ -138,7 +146,8 @@ class Store:
 
     def _check_version(self) -> None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None or int(row[0]) != SCHEMA_VERSION:
+        # an older store is readable as it is (a missing column reads as its default); a newer one is not
+        if row is None or not 1 <= int(row[0]) <= SCHEMA_VERSION:
             found = "none" if row is None else row[0]
             raise StoreError(f"{self.path} has schema version {found}; this suite reads {SCHEMA_VERSION} "
                              "(open it once for writing, e.g. `suite show`, to migrate an older store)")
@@ -182,7 +191,7 @@ class Store:
               total_steps: int, force: bool = False, owner: str | None = None) -> tuple[str, int]:
         """Take a run for this process, or for ``owner`` (a task this process runs remotely; a retry of
         that task takes over its own claim). Returns (action, step): action is "start", "resume",
-        "done" (finished or diverged, not forced) or "busy" (a live process holds it)."""
+        "done" (finished, diverged or pruned, not forced) or "busy" (a live process holds it)."""
         now = time.time()
         mine = owner is not None
         owner = owner or me()
@@ -190,7 +199,7 @@ class Store:
             row = c.execute("SELECT status, step, owner, heartbeat FROM runs WHERE run_id = ?",
                             (run_id,)).fetchone()
             if row is not None and not force:
-                if row["status"] in ("finished", "diverged"):
+                if row["status"] in DONE:
                     return "done", row["step"]
                 if (row["status"] == "running" and not (mine and row["owner"] == owner)
                         and _owner_alive(row["owner"], row["heartbeat"], now)):
@@ -211,6 +220,19 @@ class Store:
             c.execute("UPDATE runs SET status = 'running', owner = ?, heartbeat = ?, updated = ?,"
                       " error = NULL WHERE run_id = ?", (owner, now, now, run_id))
             return ("resume" if row["step"] > 0 else "start"), row["step"]
+
+    def register_trials(self, trials: list[tuple[str, str, int, str, str, dict, int]], study: str) -> None:
+        """Mark runs (run_id, config_hash, seed, model, task, config, total_steps) as trials of ``study``
+        before they start, so a kill at any moment never leaves a trial looking like a headline run."""
+        now = time.time()
+        with self.write() as c:
+            for run_id, config_hash, seed, model, task, config, total_steps in trials:
+                c.execute(
+                    "INSERT OR IGNORE INTO runs (run_id, config_hash, seed, model, task, config, status, step,"
+                    " total_steps, created, updated, kind, study) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, 'trial', ?)",
+                    (run_id, config_hash, seed, model, task, json.dumps(config, sort_keys=True), total_steps,
+                     now, now, study))
 
     @staticmethod
     def _delete_records(c: sqlite3.Connection, run_id: str) -> None:

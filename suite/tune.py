@@ -1,0 +1,287 @@
+"""``suite tune``: the same search budget for every (model, protocol), chosen on validation only.
+
+A *protocol* is everything a run computes except the searched settings (lr, orth_lr, optimizer) and the
+seed: task and its options, model options, steps, batch size, hidden size. For each (model, protocol)
+the search trains ``trials`` runs of ``steps`` steps each, the same budget for every model, on the
+tuning seed (``TUNE_SEED``), which ``suite run --tuned`` never reports. Trials are ordinary runs in the
+store, marked ``kind='trial'`` with their study before they start, so they resume like any run and
+stay out of the headline tables. The chosen setting is the finished trial with the best validation
+metric (``best_val``); test numbers play no part.
+
+Two searches behind ``--search``:
+- ``grid``: a deterministic log-spaced grid over lr x orth_lr (lr alone, at the same number of points,
+  for models without an orthogonal group), the optimizer as its preset says.
+- ``optuna``: Optuna's TPE sampler over lr, orth_lr and the optimizer (RMSprop or Adam: scoRNN's adding
+  experiments use Adam where expRNN uses RMSprop), with a median pruner on the validation curve. The
+  study lives in an SQLite file next to the store. After a kill -9, the next ``suite tune`` adopts the
+  trials a dead process left running and retrains them, which resumes their runs from the store's
+  checkpoints, so the study and the store stay in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from suite.config import RunConfig
+from suite.errors import ConfigError, check_choice
+from suite.store import Store, _owner_alive, me
+
+SEARCHES = ("grid", "optuna")
+SEARCHED = ("lr", "orth_lr", "optimizer")
+TUNE_SEED = 1000  # the search's seed: `suite run --tuned` reports other, fresh seeds
+OPTIMIZER_CHOICES = ("rmsprop", "adam")
+
+
+@dataclass(frozen=True)
+class Space:
+    """Log-uniform ranges for the learning rates, the optimizer choices (Optuna only)."""
+
+    lr: tuple[float, float] = (1e-4, 1e-2)
+    orth_lr: tuple[float, float] = (1e-5, 1e-2)
+    optimizers: tuple[str, ...] = OPTIMIZER_CHOICES
+
+
+def parse_range(name: str, text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise ConfigError(f"invalid --{name} {text!r}: use LOW:HIGH, e.g. 1e-4:1e-2") from None
+    if not 0 < lo <= hi:
+        raise ConfigError(f"invalid --{name} {text!r}: need 0 < LOW <= HIGH")
+    return lo, hi
+
+
+def protocol_hash(config: RunConfig) -> str:
+    """The identity of a config without its searched settings and seed."""
+    neutral = dataclasses.replace(config, lr=1.0, orth_lr=1.0, optimizer="rmsprop", seed=0)
+    return neutral.config_hash[:16]
+
+
+def study_name(config: RunConfig, search: str) -> str:
+    return f"{config.model}:{config.task}:{search}:{protocol_hash(config)}"
+
+
+def has_orthogonal_group(config: RunConfig) -> bool:
+    from suite.runner import build
+
+    _, model = build(config)
+    return bool(model.parameter_groups()["orthogonal"])
+
+
+def _geom(lo: float, hi: float, n: int) -> list[float]:
+    if n == 1:
+        return [math.sqrt(lo * hi)]
+    return [float(f"{lo * (hi / lo) ** (i / (n - 1)):.3g}") for i in range(n)]
+
+
+def grid_points(trials: int, space: Space, orthogonal: bool) -> list[dict]:
+    """``trials`` settings: an a x b grid over (lr, orth_lr) with a*b == trials, or ``trials`` lr values."""
+    if not orthogonal:
+        return [{"lr": v} for v in _geom(*space.lr, trials)]
+    a = max(1, round(math.sqrt(trials)))
+    while trials % a:
+        a -= 1
+    b = trials // a
+    return [{"lr": lr, "orth_lr": olr} for lr in _geom(*space.lr, b) for olr in _geom(*space.orth_lr, a)]
+
+
+def _register(store: Store, configs: list[RunConfig], study: str) -> None:
+    store.register_trials([(c.run_id, c.config_hash, c.seed, c.model, c.task, c.to_dict(), c.steps)
+                           for c in configs], study)
+
+
+def execute_configs(configs: list[RunConfig], db: str, device: str, workers: int, stop=None) -> list:
+    """Train configs through the suite's one run machinery (parallel, resumable)."""
+    from suite.executors import run_all
+
+    return run_all(configs, db, device, False, workers=workers, stop=stop)
+
+
+# ---- grid -----------------------------------------------------------------------------------------
+def grid_configs(base: RunConfig, trials: int, space: Space) -> list[RunConfig]:
+    points = grid_points(trials, space, has_orthogonal_group(base))
+    return [dataclasses.replace(base, **p) for p in points]
+
+
+# ---- optuna ---------------------------------------------------------------------------------------
+def optuna_storage_url(db: str | os.PathLike) -> str:
+    p = Path(db)
+    return f"sqlite:///{p.with_name(p.stem + '.optuna.db').resolve()}"
+
+
+def _storage(url: str):
+    import optuna
+
+    # several processes (the driver and the workers' pruner) write to one SQLite file
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+
+
+def _study(url: str, name: str, higher: bool, seed: int, warmup: int):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        storage=_storage(url), study_name=name, load_if_exists=True,
+        direction="maximize" if higher else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup))
+
+
+@dataclass(frozen=True)
+class OptunaPruning:
+    """The runner's ``stop`` hook: report each validation score to the trial, stop when it is pruned.
+    Picklable, so it travels to worker processes, which open the study themselves."""
+
+    url: str
+    trials: tuple[tuple[str, str, int, str], ...]  # (run_id, study name, trial id, metric)
+
+    def __call__(self, config: RunConfig, step: int, val: dict) -> bool:
+        import optuna
+
+        hit = [(name, tid, metric) for rid, name, tid, metric in self.trials if rid == config.run_id]
+        if not hit or hit[0][2] not in val or not math.isfinite(val[hit[0][2]]):
+            return False
+        name, tid, metric = hit[0]
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.load_study(study_name=name, storage=_storage(self.url))
+        trial = optuna.trial.Trial(study, tid)
+        trial.report(val[metric], step)
+        return trial.should_prune()
+
+
+def _suggest(trial, base: RunConfig, space: Space, orthogonal: bool) -> RunConfig:
+    values = {"lr": trial.suggest_float("lr", *space.lr, log=True),
+              "optimizer": trial.suggest_categorical("optimizer", list(space.optimizers))}
+    if orthogonal:
+        values["orth_lr"] = trial.suggest_float("orth_lr", *space.orth_lr, log=True)
+    return dataclasses.replace(base, **values)
+
+
+def _from_params(base: RunConfig, params: dict) -> RunConfig:
+    return dataclasses.replace(base, **{k: v for k, v in params.items() if k in SEARCHED})
+
+
+# ---- the command ----------------------------------------------------------------------------------
+def tune(bases: list[RunConfig], db: str, search: str, trials: int, space: Space, device: str = "cpu",
+         workers: int = 1, seed: int = 0) -> dict[str, RunConfig]:
+    """Run the search for every base config (one per model x protocol, on the tuning seed);
+    returns study name -> the chosen config."""
+    check_choice("search", search, SEARCHES)
+    if trials < 1:
+        raise ConfigError(f"invalid --trials {trials}: need at least 1")
+    if search == "grid":
+        store = Store(db)
+        configs = []
+        for b in bases:
+            cs = grid_configs(b, trials, space)
+            _register(store, cs, study_name(b, search))
+            configs += cs
+        store.close()
+        execute_configs(configs, db, device, workers)
+    else:
+        _tune_optuna(bases, db, trials, space, device, workers, seed)
+    store = Store(db)
+    try:
+        return {study_name(b, search): chosen(store, b, search) for b in bases}
+    finally:
+        store.close()
+
+
+def _tune_optuna(bases, db, trials, space, device, workers, seed) -> None:
+    from optuna.trial import TrialState
+
+    from suite.registry import create_task
+
+    url = optuna_storage_url(db)
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    Store(db).close()  # create or migrate the store first
+    states = []
+    for b in bases:
+        task = create_task(b.task, **b.task_kwargs())
+        name = study_name(b, "optuna")
+        study = _study(url, name, task.higher_is_better, seed, warmup=max(1, b.steps // 4))
+        states.append({"base": b, "name": name, "study": study, "metric": task.metric,
+                       "orthogonal": has_orthogonal_group(b), "pending": {}})
+    while True:
+        round_trials = []  # (state, trial id, config)
+        for st in states:
+            study = st["study"]
+            done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+            # a RUNNING trial whose owner died (kill -9) is adopted: same params, same run, resumed
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                owner = t.user_attrs.get("owner")
+                if t.number not in st["pending"] and not _owner_alive(owner, time.time(), time.time()):
+                    study._storage.set_trial_user_attr(t._trial_id, "owner", me())
+                    st["pending"][t.number] = (t._trial_id, _from_params(st["base"], t.params))
+            missing = trials - len(done) - len(st["pending"])
+            per_round = max(1, -(-workers // len(states)))
+            for _ in range(max(0, min(missing, per_round - len(st["pending"])))):
+                trial = study.ask()
+                config = _suggest(trial, st["base"], space, st["orthogonal"])
+                trial.set_user_attr("owner", me())
+                trial.set_user_attr("run_id", config.run_id)
+                st["pending"][trial.number] = (trial._trial_id, config)
+            round_trials += [(st, number, tid, c) for number, (tid, c) in st["pending"].items()]
+        if not round_trials:
+            return
+        store = Store(db)
+        for st in states:
+            cs = [c for s, _, _, c in round_trials if s is st]
+            if cs:
+                _register(store, cs, st["name"])
+        store.close()
+        hook = OptunaPruning(url, tuple((c.run_id, st["name"], tid, st["metric"]) for st, _, tid, c in round_trials))
+        execute_configs([c for _, _, _, c in round_trials], db, device, workers, stop=hook)
+        store = Store(db, read_only=True)
+        for st, number, _, c in round_trials:
+            row = store.run(c.run_id)
+            status = row["status"] if row else None
+            summary = (row or {}).get("summary") or {}
+            if status == "finished" and summary.get("best_val") is not None:
+                st["study"].tell(number, summary["best_val"])
+            elif status in ("pruned", "diverged"):
+                st["study"].tell(number, state=TrialState.PRUNED)
+            elif status == "failed":
+                st["study"].tell(number, state=TrialState.FAIL)
+            else:  # another process holds the run: ask the store again next round
+                continue
+            del st["pending"][number]
+        store.close()
+
+
+# ---- the choice -----------------------------------------------------------------------------------
+def trials_of(store: Store, config: RunConfig, search: str | None = None) -> list[dict]:
+    """Every trial of ``search`` (default: any) for (model, protocol) of ``config``."""
+    suffix = ":" + protocol_hash(config)
+    return [r for r in store.runs(kind="trial", model=config.model, task=config.task)
+            if (r.get("study") or "").endswith(suffix) and (search is None or r["study"] == study_name(config, search))]
+
+
+def chosen(store: Store, config: RunConfig, search: str | None = None) -> RunConfig | None:
+    """``config`` with the searched settings of its best finished trial (on validation), or None."""
+    scored = [r for r in trials_of(store, config, search)
+              if r["status"] == "finished" and (r["summary"] or {}).get("best_val") is not None]
+    if not scored:
+        return None
+    higher = scored[0]["summary"].get("higher_is_better", True)
+    best = (max if higher else min)(scored, key=lambda r: (r["summary"]["best_val"], r["run_id"]))
+    return dataclasses.replace(config, **{k: best["config"][k] for k in SEARCHED})
+
+
+def apply_tuned(store: Store, configs: list[RunConfig]) -> list[RunConfig]:
+    out, missing = [], []
+    for c in configs:
+        t = chosen(store, c)
+        if t is None:
+            missing.append(f"{c.model} on {c.task}")
+        else:
+            out.append(t)
+    if missing:
+        raise ConfigError("--tuned: no finished tuning trial for " + ", ".join(dict.fromkeys(missing))
+                          + "; run `suite tune` with the same --models/--tasks/--set first")
+    return out
