@@ -33,6 +33,8 @@ class Run:
     series: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     spectra: list[tuple[int, np.ndarray]] = field(default_factory=list)
     profiles: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    kind: str = "run"  # "trial": a tuning trial, kept out of the headline tables
+    study: str | None = None
 
     def get(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         return self.series.get(name, (np.zeros(0, int), np.zeros(0)))
@@ -119,14 +121,18 @@ class Group:
         return dict(out)
 
 
-def load(db: str | Path) -> list[Run]:
+def load(db: str | Path, kind: str = "run") -> list[Run]:
+    """The runs of ``kind`` ("run": headline runs; "trial": tuning trials)."""
     store = Store(db, read_only=True)
     try:
         runs = []
         for row in store.runs():
+            if row.get("kind", "run") != kind:  # a store older than tuning has runs only
+                continue
             run = Run(row["run_id"], row["model"], row["task"], row["seed"], row["status"], row["step"],
                       row["total_steps"], row["config"] or {}, row["config_hash"], row["env"], row["summary"],
-                      row["task_info"], row["params_total"], row["params_recurrent"])
+                      row["task_info"], row["params_total"], row["params_recurrent"],
+                      kind=row.get("kind", "run"), study=row.get("study"))
             by_name: dict[str, list[tuple[int, float]]] = defaultdict(list)
             for _, step, name, value in store.metrics(run.run_id):
                 by_name[name].append((step, np.nan if value is None else value))

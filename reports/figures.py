@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 
 from reports.data import Group
@@ -66,6 +67,30 @@ def _mean_band(groups_runs, name: str, smooth: int = 1, x_name: str | None = Non
         return x, np.nanmean(ys, 0), np.nanstd(ys, 0)
 
 
+def _seeds_frame(g: Group, name: str, smooth: int, x_name: str | None, points: int = 150):
+    """Long frame (model, seed, x, y) of a series on the steps every seed shares, thinned to ``points``
+    x values; x is the step, or the seeds' mean of ``x_name`` at that step."""
+    curves = [(r, *r.get(name)) for r in g.runs]
+    curves = [(r, s, v) for r, s, v in curves if len(s)]
+    if not curves:
+        return None
+    common = curves[0][1]
+    for _, s, _ in curves[1:]:
+        common = np.intersect1d(common, s)
+    if len(common) == 0:
+        return None
+    keep = np.unique(np.linspace(0, len(common) - 1, min(points, len(common))).round().astype(int))
+    x = common.astype(float)
+    if x_name:
+        xs = [np.interp(common, *r.get(x_name)) for r, _, _ in curves if len(r.get(x_name)[0])]
+        if not xs:
+            return None
+        x = np.mean(xs, axis=0)
+    rows = [pd.DataFrame({"model": g.label, "seed": r.seed, "x": x[keep],
+                          "y": _smooth(v[np.isin(s, common)], smooth)[keep]}) for r, s, v in curves]
+    return pd.concat(rows, ignore_index=True)
+
+
 def learning_curves(groups: list[Group], info: dict, colors: dict, path: Path, wallclock: bool = False) -> Path:
     metric = info.get("metric", "loss")
     baseline = info.get("baseline", {})
@@ -73,18 +98,15 @@ def learning_curves(groups: list[Group], info: dict, colors: dict, path: Path, w
     longest = max((r.total_steps for g in groups for r in g.runs), default=1)
     smooth = max(1, longest // 60)
     x_name = "train/time" if wallclock else None
-    for g in groups:
-        c = colors[g.label]
-        band = _mean_band(g.runs, "train/loss", smooth, x_name)
-        if band:
-            x, m, s = band
-            axes[0].plot(x, m, color=c, lw=1.3, label=g.label)
-            axes[0].fill_between(x, m - s, m + s, color=c, alpha=0.15, lw=0)
-        band = _mean_band(g.runs, f"val/{metric}", 1, x_name)
-        if band:
-            x, m, s = band
-            axes[1].plot(x, m, color=c, lw=1.3, marker="o", ms=2.5, label=g.label)
-            axes[1].fill_between(x, m - s, m + s, color=c, alpha=0.15, lw=0)
+    for ax, name, k, marker in ((axes[0], "train/loss", smooth, None), (axes[1], f"val/{metric}", 1, "o")):
+        frames = [_seeds_frame(g, name, k, x_name) for g in groups]
+        frames = [f for f in frames if f is not None]
+        if frames:  # mean over seeds with a 95% bootstrap band (seaborn draws none for one seed)
+            sns.lineplot(data=pd.concat(frames, ignore_index=True), x="x", y="y", hue="model", units=None, estimator="mean",
+                         errorbar=("ci", 95), n_boot=300, seed=0, palette=colors, lw=1.3, marker=marker, ms=4,
+                         markeredgewidth=0, ax=ax, legend=ax is axes[0], err_kws={"alpha": 0.18, "lw": 0})
+    if axes[0].get_legend():
+        axes[0].get_legend().remove()
     if "loss" in baseline:
         axes[0].axhline(baseline["loss"], color="black", ls="--", lw=1, label="memoryless baseline")
     if metric in baseline:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from reports import figures
+from reports import comparison, figures
 from reports.data import Group, differences, group, load, task_info
 from reports.published import PUBLISHED, matching, model_init
 
@@ -44,10 +44,11 @@ def _params(stored, dof) -> str:
     return f"{stored:,} ({dof:,} free)"
 
 
-def _rows(task: str, groups: list[Group], info: dict) -> list[dict]:
+def _rows(task: str, groups: list[Group], info: dict, tested: dict | None = None) -> list[dict]:
     higher = info.get("higher_is_better", True)
     rows = []
     for g in groups:
+        t = (tested or {}).get(g.label)
         mean, std, n = g.stat("test_at_best_val")
         best_val = g.stat("best_val")[0]
         ms = g.stat("time_per_step")[0]
@@ -59,7 +60,8 @@ def _rows(task: str, groups: list[Group], info: dict) -> list[dict]:
                              model_init(g.model, model_options))
         rows.append({"label": g.label, "params": _params(r0.params_total, r0.params_dof),
                      "recurrent": _num(r0.params_recurrent),
-                     "metric": _pm(mean, std, n), "best_val": _num(best_val),
+                     "metric": t["cell"] if t else _pm(mean, std, n), "versus": t["versus"] if t else "—",
+                     "best_val": _num(best_val),
                      "ms": _num(ms * 1e3 if ms is not None else None, 3),
                      "total": _num(total, 3), "orth": f"{orth:.1e}" if orth is not None else "—",
                      "statuses": g.statuses(), "published": published, "_mean": mean})
@@ -131,6 +133,9 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
         per_task.setdefault(proto.task, []).append(proto)
     diffs = {p: d for protos in per_task.values() for p, d in differences(protos).items()}
     tasks, matches, slugs, jobs = [], [], set(), []
+    blocks = comparison.block_names(by_protocol)  # the statistics' blocks: one per protocol
+    by_block = {blocks[p]: gs for p, gs in by_protocol.items()}
+    tested = comparison.block_stats(by_block)
     for proto, groups in by_protocol.items():
         task = proto.task
         info = task_info(groups)
@@ -146,7 +151,7 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
                 groups, colors, path)
             jobs.append((draw, args, extra))
             fig_rows.append({"file": path.name, "title": title, "width": width})
-        rows = _rows(task, groups, info)
+        rows = _rows(task, groups, info, tested[blocks[proto]]["rows"])
         for g, r in zip(groups, rows):
             for p in r["published"]:
                 matches.append({"task": task, "protocol": proto.label, "label": g.label, "hidden": g.hidden,
@@ -166,15 +171,20 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
             "budget": {k: v for k, v in settings.items() if not k.startswith("task.")},
             "baseline_metric": _num(base.get(info.get("metric"))), "baseline_loss": _num(base.get("loss")),
             "common": common, "varying_keys": varying_keys, "varying": varying,
+            "sentence": tested[blocks[proto]]["sentence"],
         })
     for name, args, extra in jobs:
         getattr(figures, name)(*args, **extra)
+    aggregate = comparison.aggregate(by_block, out) if by_block else None
+    trials = load(db, kind="trial")
+    tuning = comparison.tuning(trials, out, figures.palette(sorted({r.model for r in trials})))
     env = Environment(loader=PackageLoader("reports", "templates"),
                       autoescape=select_autoescape(["html", "css"], default=True))
     html = env.get_template("index.html").render(
         title="Orthogonal & unitary RNN benchmark", generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         store=str(db), n_runs=len(runs), statuses=dict(Counter(r.status for r in runs).most_common()),
-        tasks=tasks, environments=_environments(runs), matches=matches, published=PUBLISHED, version=__version__)
+        tasks=tasks, environments=_environments(runs), matches=matches, published=PUBLISHED, version=__version__,
+        aggregate=aggregate, tuning=tuning, test_name=comparison.stats.TEST, alpha=comparison.stats.ALPHA)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")
     return index

@@ -84,7 +84,7 @@ def _all_records(db, run_id):
 
 RUN_ARGS = ["run", "--models", "scornn", "--tasks", "copying", "--steps", "400", "--set", "T=60",
             "--set", "hidden=32", "--set", "eval_every=20", "--set", "eval_size=64", "--set", "batch_size=16",
-            "--no-report", "--workers", "1"]
+            "--no-report", "--workers", "1", "--seeds", "0"]
 
 
 def _wait_for_step(db, at_least, proc, timeout=120):
@@ -161,7 +161,7 @@ def test_ctrl_c_checkpoints_and_resumes(tmp_path, reference_run):
 
 
 def test_cli_rerun_is_noop(tmp_path):
-    args = ["run", "--models", "rnn", "--tasks", "adding", "--steps", "5", "--set", "T=5",
+    args = ["run", "--models", "rnn", "--tasks", "adding", "--steps", "5", "--set", "T=5", "--seeds", "0",
             "--set", "eval_size=16", "--db", str(tmp_path / "s.db"), "--no-report"]
     assert cli(*args).returncode == 0
     res = cli(*args)
@@ -191,7 +191,7 @@ def test_bad_input_stops_before_any_work(tmp_path, args, message):
 
 def test_show_and_export(tmp_path):
     db = str(tmp_path / "s.db")
-    assert cli("run", "--models", "scornn", "--tasks", "adding", "--steps", "5", "--set", "T=5",
+    assert cli("run", "--models", "scornn", "--tasks", "adding", "--steps", "5", "--set", "T=5", "--seeds", "0",
                "--set", "eval_size=16", "--db", db, "--no-report").returncode == 0
     res = cli("show", "--db", db)
     assert res.returncode == 0 and "scornn" in res.stdout and "finished" in res.stdout
