@@ -125,10 +125,15 @@ def _study(url: str, name: str, higher: bool, seed: int, warmup: int):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = _storage(url)
+    try:  # a resumed search seeds its sampler past the trials it has, so it never redraws their points
+        done = len(optuna.load_study(study_name=name, storage=storage).trials)
+    except KeyError:
+        done = 0
     return optuna.create_study(
-        storage=_storage(url), study_name=name, load_if_exists=True,
+        storage=storage, study_name=name, load_if_exists=True,
         direction="maximize" if higher else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
+        sampler=optuna.samplers.TPESampler(seed=seed + done, n_startup_trials=4),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup))
 
 
@@ -269,7 +274,10 @@ def chosen(store: Store, config: RunConfig, search: str | None = None) -> RunCon
     if not scored:
         return None
     higher = scored[0]["summary"].get("higher_is_better", True)
-    best = (max if higher else min)(scored, key=lambda r: (r["summary"]["best_val"], r["run_id"]))
+    # ties (e.g. several trials on a plateau) go to the lower final training loss, then the run id
+    sign = -1 if higher else 1
+    best = min(scored, key=lambda r: (sign * r["summary"]["best_val"],
+                                      r["summary"].get("final_train_loss") or math.inf, r["run_id"]))
     return dataclasses.replace(config, **{k: best["config"][k] for k in SEARCHED})
 
 
