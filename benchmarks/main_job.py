@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from suite.cli import DEFAULT_SEEDS, _seeds, plan  # noqa: E402
-from suite.runner import build, evaluate, gradient_profile, make_optimizers, spectrum  # noqa: E402
+from suite.cli import DEFAULT_SEEDS, _seeds, plan
+from suite.runner import build, evaluate, gradient_profile, make_optimizers, spectrum
 
 
 def cost(config, steps: int) -> tuple[float, float]:

@@ -102,7 +102,7 @@ def learning_curves(groups: list[Group], info: dict, colors: dict, path: Path, w
         frames = [_seeds_frame(g, name, k, x_name) for g in groups]
         frames = [f for f in frames if f is not None]
         if frames:  # mean over seeds with a 95% bootstrap band (seaborn draws none for one seed)
-            sns.lineplot(data=pd.concat(frames, ignore_index=True), x="x", y="y", hue="model", units=None, estimator="mean",
+            sns.lineplot(data=pd.concat(frames, ignore_index=True), x="x", y="y", hue="model", estimator="mean",
                          errorbar=("ci", 95), n_boot=300, seed=0, palette=colors, lw=1.3, marker=marker, ms=4,
                          markeredgewidth=0, ax=ax, legend=ax is axes[0], err_kws={"alpha": 0.18, "lw": 0})
     if axes[0].get_legend():

@@ -213,9 +213,9 @@ def cmd_tune(args) -> int:
     workers = args.workers
     if workers is None:
         workers = 1 if args.device.startswith("cuda") else min(2, os.cpu_count() or 1)
+    steps = "/".join(str(s) for s in dict.fromkeys(b.steps for b in bases))
     print(f"{args.search} search: {len(bases)} (model, protocol) pairs x {args.trials} trials x "
-          f"{bases[0].steps if bases else 0} steps, seed {TUNE_SEED}, {workers} worker(s), store {args.db}",
-          file=sys.stderr)
+          f"{steps} steps, seed {TUNE_SEED}, {workers} worker(s), store {args.db}", file=sys.stderr)
     try:
         best = tune(bases, args.db, args.search, args.trials, space, args.device, workers)
     except KeyboardInterrupt:
@@ -253,7 +253,7 @@ def cmd_show(args) -> int:
             raise UnknownNameError("run", args.run_id, [r["run_id"] for r in store.runs()])
         print(json.dumps(run, indent=2, sort_keys=True, default=str))
         return 0
-    rows = store.runs()
+    rows = store.runs(kind="trial" if args.trials else "run")
     print(f"{'task':<9}{'model':<18}{'seed':>5} {'status':<12}{'step':>12}  {'metric':<16}"
           f"{'test@best':>10}{'ms/step':>9}  run_id")
     for r in rows:
@@ -262,7 +262,7 @@ def cmd_show(args) -> int:
         print(f"{r['task']:<9}{r['model']:<18}{r['seed']:>5} {r['status']:<12}"
               f"{str(r['step']) + '/' + str(r['total_steps']):>12}  {s.get('metric', '-'):<16}"
               f"{_fmt(s.get('test_at_best_val')):>10}{_fmt(ms * 1e3 if ms else None, 3):>9}  {r['run_id']}")
-    print(f"{len(rows)} runs in {args.db}")
+    print(f"{len(rows)} {'tuning trials' if args.trials else 'runs'} in {args.db}")
     return 0
 
 
@@ -386,6 +386,7 @@ def parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="the runs in the store, or one run in full")
     show.add_argument("run_id", nargs="?")
     show.add_argument("--db", default=DEFAULT_DB)
+    show.add_argument("--trials", action="store_true", help="list the tuning trials instead of the runs")
     show.set_defaults(fn=cmd_show)
 
     ex = sub.add_parser("export", help="runs and metrics to CSV or Parquet")

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, cli
 
 from reports.data import load
 from reports.render import render_report
 from suite.store import SCHEMA_VERSION, Store
 from suite.tune import TUNE_SEED, Space, grid_points, optuna_storage_url
+from tests.helpers import ROOT, cli
 
 TINY = ["--tasks", "copying", "--set", "T=8", "--set", "K=3", "--set", "hidden=8", "--set", "eval_size=64",
         "--set", "eval_batch_size=64", "--set", "batch_size=8", "--set", "eval_every=10"]
