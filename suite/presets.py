@@ -48,12 +48,22 @@ DTRIV = "Lezcano-Casado, dynamic trivializations, NeurIPS 2019, arXiv:1909.09501
 EURNN = "Jing et al., EURNN, ICML 2017, arXiv:1612.05231v3, section 4.1"
 SUITE = "suite default for a model its paper did not run here (docs/models.md)"
 
+QUICK_TUNED = "suite quick scale, rates chosen on validation by a small grid search (suite tune)"
+
 PRESETS: list[Preset] = [
     # ---- quick: the main job ------------------------------------------------------------------
     Preset("quick", "*", "*", {"hidden": 64, "lr": 1e-3, "orth_lr": 1e-4}, "suite quick scale"),
     Preset("quick", "*", "family:EURNN", {"orth_lr": 1e-3}, "EURNN trains all weights at one rate"),
-    Preset("quick", "adding", "*", {"optimizer": "adam", "orth_lr": 1e-3},
-           "suite quick scale (scoRNN uses Adam here; a 10x orthogonal rate leaves the plateau in 2000 steps)"),
+    # Rates from `suite tune --trials 4 --lr 1e-3:1e-2 --orth-lr 1e-5:1e-3` (grid, seed 1000, the quick
+    # protocols' steps) on scornn, exprnn, lstm (and eurnn, eurnn_fft); untried models take their family's
+    # choice: orthogonal/unitary ones scornn's and exprnn's, the unconstrained rnn and gru lstm's.
+    # README: "The main job".
+    Preset("quick", "copying", "*", {"lr": 1e-2, "orth_lr": 1e-5}, QUICK_TUNED),
+    Preset("quick", "adding", "*", {"optimizer": "adam", "lr": 1e-2, "orth_lr": 1e-3},
+           QUICK_TUNED + " (Adam for the non-orthogonal group, as scoRNN on this task)"),
+    Preset("quick", "adding", "family:LSTM|family:GRU|family:rnn", {"lr": 1e-3}, QUICK_TUNED),
+    Preset("quick", "mnist1d", "*", {"lr": 1e-2, "orth_lr": 1e-3}, QUICK_TUNED),
+    Preset("quick", "mnist1d", "family:LSTM|family:GRU|family:rnn", {"lr": 4.64e-3}, QUICK_TUNED),
 
     # ---- paper: defaults for models a paper did not run on a task -------------------------------
     Preset("paper", "*", "*", {"optimizer": "rmsprop", "lr": 1e-3, "orth_optimizer": "rmsprop",
