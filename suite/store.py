@@ -32,7 +32,6 @@ SCHEMA_VERSION = 2
 # pending: a tuning trial registered but not started; pruned: a trial its search stopped early
 STATUSES = ("pending", "running", "finished", "diverged", "pruned", "failed", "interrupted")
 DONE = ("finished", "diverged", "pruned")  # never resumed unless forced
-KINDS = ("run", "trial")  # trials belong to a tuning study and stay out of the headline tables
 LEASE_SECONDS = 900.0
 
 _SCHEMA = [

@@ -24,6 +24,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,10 +154,14 @@ class OptunaPruning:
             return False
         name, tid, metric = hit[0]
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.load_study(study_name=name, storage=_storage(self.url))
-        trial = optuna.trial.Trial(study, tid)
-        trial.report(val[metric], step)
-        return trial.should_prune()
+        try:
+            study = optuna.load_study(study_name=name, storage=_storage(self.url))
+            trial = optuna.trial.Trial(study, tid)
+            trial.report(val[metric], step)
+            return trial.should_prune()
+        except Exception as e:  # the study being unreachable must not fail the run: it just trains on
+            warnings.warn(f"pruning skipped for {config.run_id} at step {step}: {e}", stacklevel=2)
+            return False
 
 
 def _suggest(trial, base: RunConfig, space: Space, orthogonal: bool) -> RunConfig:
