@@ -128,3 +128,16 @@ def test_version_1_store_is_migrated_and_readable(tmp_path):
     store.close()
     con = sqlite3.connect(db)
     assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--lr", "1e-2:1e-4"], "invalid --lr '1e-2:1e-4': need 0 < LOW <= HIGH"),
+    (["--orth-lr", "fast"], "invalid --orth-lr 'fast': use LOW:HIGH"),
+    (["--trials", "0"], "invalid --trials 0"),
+    (["--models", "scorn"], "unknown model 'scorn'"),
+])
+def test_bad_tune_input_stops_before_any_work(tmp_path, args, message):
+    db = tmp_path / "s.db"
+    res = cli("tune", "--tasks", "copying", *args, "--db", str(db))
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+    assert not db.exists()
