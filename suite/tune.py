@@ -218,7 +218,7 @@ def _tune_optuna(bases, db, trials, space, device, workers, seed) -> None:
         states.append({"base": b, "name": name, "study": study, "metric": task.metric,
                        "orthogonal": has_orthogonal_group(b), "pending": {}})
     while True:
-        round_trials = []  # (state, trial id, config)
+        round_trials = []  # (state, trial number, trial id, config)
         for st in states:
             study = st["study"]
             done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
@@ -248,6 +248,7 @@ def _tune_optuna(bases, db, trials, space, device, workers, seed) -> None:
         hook = OptunaPruning(url, tuple((c.run_id, st["name"], tid, st["metric"]) for st, _, tid, c in round_trials))
         execute_configs([c for _, _, _, c in round_trials], db, device, workers, stop=hook)
         store = Store(db, read_only=True)
+        told = 0
         for st, number, _, c in round_trials:
             row = store.run(c.run_id)
             status = row["status"] if row else None
@@ -256,12 +257,15 @@ def _tune_optuna(bases, db, trials, space, device, workers, seed) -> None:
                 st["study"].tell(number, summary["best_val"])
             elif status in ("pruned", "diverged"):
                 st["study"].tell(number, state=TrialState.PRUNED)
-            elif status == "failed":
+            elif status in ("failed", "finished"):  # finished without a validation score counts as failed
                 st["study"].tell(number, state=TrialState.FAIL)
             else:  # another process holds the run: ask the store again next round
                 continue
             del st["pending"][number]
+            told += 1
         store.close()
+        if not told:  # every trial is held by another live process: wait for it rather than spin
+            time.sleep(10)
 
 
 # ---- the choice -----------------------------------------------------------------------------------
