@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports import stats
-from reports.data import Group, Run
+from reports.data import Group, Run, protocol_of
 
 VALUE = "test_at_best_val"  # the headline number: test metric at the best validation evaluation
 
@@ -90,7 +90,7 @@ def aggregate(by_block: dict[str, list[Group]], out: Path) -> dict:
 
 
 def tuning(trials: list[Run], out: Path, colors: dict) -> list[dict]:
-    """Per task: the search figure (validation metric against lr, per model) and the chosen settings."""
+    """Per protocol: the search figure (validation metric against lr, per model) and the chosen settings."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -100,7 +100,7 @@ def tuning(trials: list[Run], out: Path, colors: dict) -> list[dict]:
     for r in trials:
         s = r.summary or {}
         search = (r.study or "::?").split(":")[2] if r.study and r.study.count(":") >= 3 else "?"
-        rows.append({"task": r.task, "model": r.model, "search": search, "status": r.status,
+        rows.append({"task": protocol_of(r).label, "model": r.model, "search": search, "status": r.status,
                      "lr": r.config.get("lr"), "orth_lr": r.config.get("orth_lr"),
                      "optimizer": r.config.get("optimizer"), "steps": r.total_steps,
                      "best_val": s.get("best_val"), "metric": s.get("metric"),
