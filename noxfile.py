@@ -57,7 +57,7 @@ def report(session: nox.Session) -> None:
 
 @nox.session
 def speed(session: nox.Session) -> None:
-    """Training-step time against nn.RNN, side by side (issue #5's ratios)."""
+    """Training-step time against nn.RNN and each model's floor, side by side."""
     _suite(session, "speed", *session.posargs)
 
 

@@ -402,7 +402,7 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("speed", help="training-step time of models against nn.RNN, side by side")
     sp.add_argument("--models", help="comma-separated names or patterns, each optionally @engine "
-                    "(scornn@triton-bf16); default: the issue's target rows for the device")
+                    "(scornn@triton-bf16); default: the speed-target rows for the device")
     sp.add_argument("--baseline", default=None, choices=["nn.RNN(tanh)", "nn.RNN(relu)"],
                     help="default: nn.RNN(tanh) on CPU, cuDNN nn.RNN(relu) on CUDA")
     sp.add_argument("--baselines", default="", help="extra reference rows, e.g. nn.RNN(relu)")
