@@ -157,6 +157,13 @@ def time_per_step(groups: list[Group], colors: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _nothing(path: Path, why: str) -> Path:
+    fig, ax = plt.subplots(figsize=(6.5, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, why, ha="center", va="center", color="0.4")
+    return _save(fig, path)
+
+
 def _grid(n: int, cols: int = 4, size: float = 2.6):
     rows = max(1, -(-n // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
@@ -167,6 +174,8 @@ def _grid(n: int, cols: int = 4, size: float = 2.6):
 
 def spectra(groups: list[Group], colors: dict, path: Path) -> Path:
     shown = [g for g in groups if g.runs[0].spectra]
+    if not shown:
+        return _nothing(path, "no spectra recorded yet")
     fig, axes = _grid(len(shown))
     t = np.linspace(0, 2 * np.pi, 400)
     for ax, g in zip(axes, shown):
@@ -188,6 +197,8 @@ def spectra(groups: list[Group], colors: dict, path: Path) -> Path:
 def eigen_angles(groups: list[Group], colors: dict, path: Path) -> Path:
     """One histogram per model and moment, drawn as rows of a heatmap (one axes, not one per model)."""
     shown = [g for g in groups if g.runs[0].spectra]
+    if not shown:  # runs claimed but not committed yet, or failed before their first evaluation
+        return _nothing(path, "no spectra recorded yet")
     bins = np.linspace(-np.pi, np.pi, 73)
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.32 * max(len(shown), 1) + 1.4), sharey=True)
     for ax, which, title in ((axes[0], 0, "at init"), (axes[1], -1, "at the end")):

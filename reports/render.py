@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -12,6 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from reports import comparison, figures
 from reports.data import Group, differences, group, load, task_info
 from reports.published import PUBLISHED, matching, model_init
+from suite.errors import ConfigError
 
 RUN_FIELDS = ("steps", "batch_size", "hidden", "optimizer", "lr", "orth_optimizer", "orth_lr",
               "rmsprop_alpha", "clip", "eval_every")
@@ -117,15 +119,37 @@ FIGURES = [
 ]
 
 
+MANIFEST = ".suite-report.json"  # the files this report folder's last render wrote (and may replace)
+
+
+def _owned(out: Path) -> set[str]:
+    """Names of files in ``out`` the suite wrote: listed in its manifest, or, in a folder rendered
+    before manifests existed, our index.html and the PNGs named like ours."""
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        try:
+            return set(json.loads(manifest.read_text(encoding="utf-8"))["files"])
+        except (ValueError, KeyError, TypeError, OSError):
+            return set()
+    index = out / "index.html"
+    if index.is_file() and 'this page reads the results store only' in index.read_text(errors="replace"):
+        return {"index.html"} | {p.name for p in out.glob("*.png") if any(
+            p.name.endswith(f"-{name}.png") for name, *_ in FIGURES)}
+    return set()
+
+
 def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write index.html and its PNGs into ``out_dir``. Files there that the suite did not write are
+    never deleted or overwritten; a task or figure that cannot be drawn is named on the page, with why."""
     from suite import __version__
 
     db = Path(db)
     out = Path(out_dir) if out_dir else db.parent / "report"
+    runs = load(db)  # the store first: a store that cannot be read changes nothing on disk
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"report folder {out} is a file; pass --out with a folder")
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.png"):
-        old.unlink()
-    runs = load(db)
+    owned = _owned(out)
     by_protocol = group(runs)
     colors = figures.palette(sorted({g.label for gs in by_protocol.values() for g in gs}))
     per_task: dict[str, list] = {}
@@ -136,48 +160,83 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
     blocks = comparison.block_names(by_protocol)  # the statistics' blocks: one per protocol
     by_block = {blocks[p]: gs for p, gs in by_protocol.items()}
     tested = comparison.block_stats(by_block)
+    planned = {"index.html"}
     for proto, groups in by_protocol.items():
         task = proto.task
-        info = task_info(groups)
         alone = len(per_task[task]) == 1
         s = slug(task if alone else proto.label)
         while s in slugs:  # two names that differ only in unsafe characters
             s += "-"
         slugs.add(s)
         fig_rows = []
-        for name, width, title, draw, extra in FIGURES:
-            path = out / f"{s}-{name}.png"
-            args = (groups, info, colors, path) if draw in ("learning_curves", "metric_vs_params") else (
-                groups, colors, path)
-            jobs.append((draw, args, extra))
-            fig_rows.append({"file": path.name, "title": title, "width": width})
-        rows = _rows(task, groups, info, tested[blocks[proto]]["rows"])
-        for g, r in zip(groups, rows):
-            for p in r["published"]:
-                matches.append({"task": task, "protocol": proto.label, "label": g.label, "hidden": g.hidden,
-                                "ours": r["metric"], "value": p.value, "verified": p.verified,
-                                "source": p.source, "note": p.note})
-        base = info.get("baseline", {})
-        common, varying_keys, varying = _config_tables(groups)
-        settings = dict(proto.settings)
-        tasks.append({
-            "name": task, "slug": s, "description": info.get("description", ""), "protocol": proto.label,
-            "protocol_named": proto.name is not None, "protocol_source": proto.source, "alone": alone,
-            "siblings": [q.label for q in per_task[task] if q != proto],
-            "differs": diffs.get(proto, {}) if not alone else {},
-            "metric": info.get("metric", "?"), "higher_is_better": info.get("higher_is_better", True),
-            "length": info.get("length", "?"), "settings": settings, "rows": rows, "figures": fig_rows,
-            "options": {k[5:]: v for k, v in settings.items() if k.startswith("task.")},
-            "budget": {k: v for k, v in settings.items() if not k.startswith("task.")},
-            "baseline_metric": _num(base.get(info.get("metric"))), "baseline_loss": _num(base.get("loss")),
-            "common": common, "varying_keys": varying_keys, "varying": varying,
-            "sentence": tested[blocks[proto]]["sentence"],
-        })
-    for name, args, extra in jobs:
-        getattr(figures, name)(*args, **extra)
-    aggregate = comparison.aggregate(by_block, out) if by_block else None
-    trials = load(db, kind="trial")
-    tuning = comparison.tuning(trials, out, figures.palette(sorted({r.model for r in trials})))
+        try:
+            info = task_info(groups)
+            for name, width, title, draw, extra in FIGURES:
+                path = out / f"{s}-{name}.png"
+                args = (groups, info, colors, path) if draw in ("learning_curves", "metric_vs_params") else (
+                    groups, colors, path)
+                row = {"file": path.name, "title": title, "width": width, "error": None}
+                jobs.append((draw, args, extra, row))
+                fig_rows.append(row)
+                planned.add(path.name)
+            rows = _rows(task, groups, info, tested[blocks[proto]]["rows"])
+            task_matches = []
+            for g, r in zip(groups, rows):
+                for p in r["published"]:
+                    task_matches.append({"task": task, "protocol": proto.label, "label": g.label,
+                                         "hidden": g.hidden, "ours": r["metric"], "value": p.value,
+                                         "verified": p.verified, "source": p.source, "note": p.note})
+            base = info.get("baseline", {})
+            common, varying_keys, varying = _config_tables(groups)
+            settings = dict(proto.settings)
+            tasks.append({
+                "name": task, "slug": s, "description": info.get("description", ""), "protocol": proto.label,
+                "protocol_named": proto.name is not None, "protocol_source": proto.source, "alone": alone,
+                "siblings": [q.label for q in per_task[task] if q != proto],
+                "differs": diffs.get(proto, {}) if not alone else {},
+                "metric": info.get("metric", "?"), "higher_is_better": info.get("higher_is_better", True),
+                "length": info.get("length", "?"), "settings": settings, "rows": rows, "figures": fig_rows,
+                "options": {k[5:]: v for k, v in settings.items() if k.startswith("task.")},
+                "budget": {k: v for k, v in settings.items() if not k.startswith("task.")},
+                "baseline_metric": _num(base.get(info.get("metric"))), "baseline_loss": _num(base.get("loss")),
+                "common": common, "varying_keys": varying_keys, "varying": varying, "error": None,
+                "sentence": tested[blocks[proto]]["sentence"],
+            })
+            matches += task_matches
+        except Exception as e:  # one task's bad state must not take the page down
+            jobs = [j for j in jobs if j[3] not in fig_rows]
+            planned -= {r["file"] for r in fig_rows}
+            tasks.append({"name": task, "slug": s, "protocol": proto.label, "alone": alone, "error": _why(e),
+                          "rows": [], "figures": [], "common": {}, "varying_keys": [], "varying": []})
+    clash = sorted(n for n in planned if (out / n).exists() and n not in owned)
+    if clash:
+        raise ConfigError(f"report folder {out} holds files the suite did not write ({', '.join(clash)}); "
+                          "it never overwrites them: pass another --out (or --report-dir)")
+    # the manifest first lists everything this render may write, so a crash in between leaves no
+    # file of ours unlisted (and so refused next time)
+    (out / MANIFEST).write_text(json.dumps({"files": sorted(owned | planned)}, indent=1), encoding="utf-8")
+    for name, args, extra, row in jobs:
+        try:
+            getattr(figures, name)(*args, **extra)
+        except Exception as e:  # the page says which figure is missing, and why
+            figures.plt.close("all")
+            row["error"] = _why(e)
+            planned.discard(row["file"])
+    aggregate = tuning = None
+    try:  # the cross-protocol aggregate and the tuning search: the page says if they failed
+        aggregate = comparison.aggregate(by_block, out) if by_block else None
+    except Exception as e:
+        figures.plt.close("all")
+        aggregate = {"sentence": f"The rank aggregate could not be drawn: {_why(e)}", "figure": None}
+    if aggregate and aggregate.get("figure"):
+        planned.add(aggregate["figure"])
+    try:
+        trials = load(db, kind="trial")
+        tuning = comparison.tuning(trials, out, figures.palette(sorted({r.model for r in trials})))
+    except Exception as e:
+        figures.plt.close("all")
+        tuning = [{"error": _why(e)}]
+    planned |= {t["figure"] for t in tuning or [] if t.get("figure")}
     env = Environment(loader=PackageLoader("reports", "templates"),
                       autoescape=select_autoescape(["html", "css"], default=True))
     html = env.get_template("index.html").render(
@@ -187,4 +246,13 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
         aggregate=aggregate, tuning=tuning, test_name=comparison.stats.TEST, alpha=comparison.stats.ALPHA)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")
+    for stale in sorted(owned - planned):  # ours from an earlier render, no longer part of the page
+        if stale != MANIFEST and "/" not in stale:
+            (out / stale).unlink(missing_ok=True)
+    (out / MANIFEST).write_text(json.dumps({"files": sorted(planned)}, indent=1), encoding="utf-8")
     return index
+
+
+def _why(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"

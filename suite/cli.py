@@ -10,6 +10,7 @@ import argparse
 import fnmatch
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -39,14 +40,17 @@ def _expand(registry, spec: str | None, default: list[str]) -> list[str]:
 
 
 def _seeds(spec: str) -> list[int]:
+    usage = f"invalid --seeds {spec!r}: use e.g. 0 or 0,1,2 or 0-4"
     try:
         out = []
         for part in spec.split(","):
             lo, _, hi = part.partition("-")
+            if hi and int(hi) < int(lo):
+                raise ConfigError(f"{usage} (a range runs upwards: {hi}-{lo}, not {part.strip()})")
             out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-        return out
     except ValueError:
-        raise ConfigError(f"invalid --seeds {spec!r}: use e.g. 0 or 0,1,2 or 0-4") from None
+        raise ConfigError(usage) from None
+    return list(dict.fromkeys(out))
 
 
 def plan(args) -> list:
@@ -85,6 +89,7 @@ def plan_resolved(args) -> list:
         for key in overrides:
             if not any(_accepts(r.config, key, overrides[key]) for r in resolved):
                 apply_values(resolved[0].config, {key: overrides[key]}, strict=True)  # raises, naming the valid keys
+    errors += _engine_errors([r.config for r in resolved], getattr(args, "device", "auto"))
     seen = set()
     for r in resolved:
         c = r.config
@@ -98,6 +103,25 @@ def plan_resolved(args) -> list:
     if errors:
         raise ConfigError("nothing was run; fix these first:\n  " + "\n  ".join(dict.fromkeys(errors)))
     return resolved
+
+
+def _engine_errors(configs, device: str) -> list[str]:
+    """Triton engines need a CUDA device (or Triton's CPU interpreter): say so at plan time."""
+    from models.fused import triton_available, triton_interpreted
+    from suite.runner import resolve_device
+
+    on_gpu = resolve_device(device).type == "cuda"
+    errors = []
+    for c in configs:
+        engine = dict(c.model_options).get("engine")
+        if isinstance(engine, str) and engine.startswith("triton") and not (
+                triton_available() and (on_gpu or triton_interpreted())):
+            why = ("Triton is not installed" if on_gpu else
+                   f"device {device!r} runs on the CPU (torch sees no CUDA device)" if device == "auto" else
+                   f"device {device!r} is not a CUDA device")
+            errors.append(f"{c.model}: engine={engine!r} needs a CUDA GPU with Triton, and {why}; use "
+                          "engine='auto', 'fused' or 'reference' here")
+    return errors
 
 
 def _accepts(config, key, value) -> bool:
@@ -149,6 +173,9 @@ def cmd_run(args) -> int:
     from suite.executors import from_args
     from suite.runner import resolve_device
 
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"invalid --workers {args.workers}: must be 1 or more (default: "
+                          f"{min(2, os.cpu_count() or 1)} here)")
     if args.executor == "local" or args.dry_run:  # with Ray, each run resolves its device where it runs
         device = resolve_device(args.device)  # a device that is not there stops before any work
     if args.dry_run:
@@ -159,6 +186,8 @@ def cmd_run(args) -> int:
                              log=lambda m: print(m, file=sys.stderr))
         print(format_plan(resolved, estimates, args.scale, str(device)))
         return 0
+    if Path(args.db).exists():  # a damaged or foreign store is refused before any work
+        _open_store(args.db).close()
     configs = plan(args)
     if args.tuned:
         configs = _tuned(configs, args.db)
@@ -179,12 +208,21 @@ def cmd_run(args) -> int:
     for o in outcomes:
         if o.status == "failed":
             print(f"  FAILED {o.run_id}: {o.error}", file=sys.stderr)
-    if not args.no_report:
+    code = 1 if counts.get("failed") else 0
+    if not args.no_report:  # the runs are in the store whatever happens to their report
         from reports.render import render_report
 
-        index = render_report(args.db, args.report_dir)
+        try:
+            index = render_report(args.db, args.report_dir)
+        except SuiteError as e:
+            print(f"suite: error: report not written: {e}", file=sys.stderr)
+            return 2
+        except Exception as e:
+            print(f"suite: error: report not written ({type(e).__name__}: {e}); every run is in {args.db}: "
+                  f"retry with `suite report --db {args.db}`", file=sys.stderr)
+            return 1
         print(f"report: {index}", file=sys.stderr)
-    return 1 if counts.get("failed") else 0
+    return code
 
 
 def _tuned(configs, db: str) -> list:
@@ -241,12 +279,16 @@ def _fmt(v, digits=4):
     return str(v)
 
 
-def cmd_show(args) -> int:
+def _open_store(db: str, read_only: bool = False):
     from suite.store import Store
 
-    if not Path(args.db).is_file():
-        raise ConfigError(f"no store at {args.db}; run `suite run` first or pass --db")
-    store = Store(args.db)
+    if read_only and not Path(db).exists():
+        raise ConfigError(f"no store at {db}; run `suite run` first or pass --db")
+    return Store(db, read_only=read_only)
+
+
+def cmd_show(args) -> int:
+    store = _open_store(args.db, read_only=True)  # works on read-only media; never migrates or writes
     if args.run_id:
         run = store.run(args.run_id)
         if run is None:
@@ -267,11 +309,15 @@ def cmd_show(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from suite.store import Store
-
-    if not Path(args.db).is_file():
-        raise ConfigError(f"no store at {args.db}; run `suite run` first or pass --db")
-    for p in Store(args.db).export(args.out, args.format):
+    store = _open_store(args.db, read_only=True)
+    try:
+        paths = store.export(args.out, args.format)
+    except OSError as e:
+        raise ConfigError(f"cannot write the export to {args.out} ({e.strerror or e}); pass --out with a "
+                          "writable folder") from None
+    finally:
+        store.close()
+    for p in paths:
         print(p)
     return 0
 
@@ -279,8 +325,7 @@ def cmd_export(args) -> int:
 def cmd_report(args) -> int:
     from reports.render import render_report
 
-    if not Path(args.db).is_file():
-        raise ConfigError(f"no store at {args.db}; run `suite run` first or pass --db")
+    _open_store(args.db, read_only=True).close()  # a clear error for a missing, foreign or damaged store
     print(render_report(args.db, args.out))
     return 0
 
@@ -424,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except SuiteError as e:
         print(f"suite: error: {e}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as e:  # damage found while reading, past the checks on open
+        print(f"suite: error: the results store {getattr(args, 'db', '')} cannot be read ({e}); it was not "
+              "changed", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `suite list | head`
         sys.stderr.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import cmath
 import dataclasses
 import hashlib
 import json
@@ -132,8 +133,19 @@ def parse_assignments(items: list[str]) -> dict[str, object]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"invalid --set {item!r}: expected key=value, e.g. --set lr=1e-3")
-        out[key.strip()] = parse_value(value.strip())
+        parsed = parse_value(value.strip())
+        if _non_finite(parsed):  # 1e999 parses as inf: refused like any non-finite number
+            raise ConfigError(f"invalid --set {item!r}: {value.strip()} is not a finite number")
+        out[key.strip()] = parsed
     return out
+
+
+def _non_finite(v) -> bool:
+    if isinstance(v, (float, complex)):
+        return not cmath.isfinite(v)
+    if isinstance(v, (tuple, list)):
+        return any(_non_finite(x) for x in v)
+    return False
 
 
 def scope_of(config: RunConfig, key: str, *, strict: bool = True) -> tuple[str, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 
@@ -33,6 +34,10 @@ class DataMissingError(SuiteError, FileNotFoundError):
     """A data set the suite cannot generate and could not find or download."""
 
 
+class DataError(SuiteError, ValueError):
+    """A data file that is there but unusable (malformed, empty, non-finite values)."""
+
+
 def check_range(name: str, value, *, low=None, high=None, where: str = "",
                 integer: bool | None = None) -> None:
     """Raise ConfigError unless low <= value <= high (either bound optional). Integer bounds imply
@@ -43,6 +48,8 @@ def check_range(name: str, value, *, low=None, high=None, where: str = "",
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise ConfigError(f"invalid {name}={value!r}{at}: must be {'an integer' if integer else 'a number'}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"invalid {name}={value!r}{at}: must be a finite number")
     if (low is not None and value < low) or (high is not None and value > high):
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high

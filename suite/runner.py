@@ -294,13 +294,19 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
     records = Records.empty()
 
     if start > 0:
+        # the committed step's checkpoint, or (it missing or unusable: set aside by the store) an older one
         ckpt = store.load_checkpoint(run_id, start, map_location=dev)
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             for o, s in zip(opts, ckpt["optimizers"]):
                 o.load_state_dict(s)
             state.update(ckpt["state"])
+            if ckpt["step"] < start:  # the records after it are recomputed, bit for bit
+                store.reset(run_id, ckpt["step"])
+                start = ckpt["step"]
         else:  # records without their checkpoint cannot be continued consistently: start over
+            print(f"suite: run {run_id}: no usable checkpoint for step {start}; restarting from step 0",
+                  file=sys.stderr, flush=True)
             store.reset(run_id)
             start = 0
     store.prune_checkpoints(run_id, keep=start)

@@ -1,7 +1,8 @@
 """The results store: one SQLite file (default results/suite.db), schema-versioned, safe to share.
 
 Durability rule: metrics reach the database only together with the checkpoint they belong to. The
-runner writes ``checkpoints/<run_id>/step-<s>.pt`` atomically first, then commits, in one transaction,
+runner writes ``<store>-checkpoints/<run_id>/step-<s>.pt`` atomically first (every store owns its
+checkpoints: ``results/suite.db`` keeps them in ``results/suite.db-checkpoints/``), then commits, in one transaction,
 every buffered metric up to step s and ``runs.step = s``. A process killed at any point (kill -9
 included) leaves the database at its last commit and the matching checkpoint on disk, so a resume
 recomputes the uncommitted steps exactly (batches are pure functions of (seed, step)) and inserts each
@@ -11,17 +12,29 @@ Concurrency: WAL journal, a busy timeout, and BEGIN IMMEDIATE for every write, s
 (parallel workers, or several ``suite run`` commands) can share one store. A run is claimed by one
 owner (host:pid, or host:pid/ray:TASK for a Ray task whose driver is host:pid); a claim held by a dead
 process on this host, or not refreshed within the lease, is taken over and resumed.
+
+Faults: a store that cannot be opened, is not a results store, or fails ``PRAGMA quick_check`` is
+refused (StoreError) before anything is written to it. Read-only opens (show, export, report) also work
+on read-only media, WAL files included. A checkpoint that cannot be loaded is set aside (renamed, kept)
+and the newest good one before it is used instead. The suite deletes only files it wrote.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
+import pickle
+import shutil
+import signal
 import socket
 import sqlite3
+import sys
+import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +93,33 @@ class StoreError(SuiteError):
     pass
 
 
+# Fault injection for the crash tests (docs/results.md): SUITE_FAULT="<point>:<n>" kills this process
+# with SIGKILL the n-th time it reaches <point> (points: checkpoint-write, checkpoint-rename, commit,
+# commit-done, prune). Unset, it costs one comparison.
+_FAULT = os.environ.get("SUITE_FAULT") or None
+_FAULT_HITS: dict[str, int] = {}
+
+
+def _fault(point: str) -> None:
+    if _FAULT is None:
+        return
+    name, _, n = _FAULT.partition(":")
+    if name == point:
+        _FAULT_HITS[point] = _FAULT_HITS.get(point, 0) + 1
+        if _FAULT_HITS[point] == int(n or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def say(message: str) -> None:
+    """A notice to the user (stderr): what the suite did on its own, e.g. set a checkpoint aside."""
+    print(f"suite: {message}", file=sys.stderr, flush=True)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 def me() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -126,22 +166,90 @@ def _finite(v: float) -> float | None:
 class Store:
     def __init__(self, path: str | os.PathLike = "results/suite.db", read_only: bool = False):
         self.path = Path(path)
-        self.checkpoints = self.path.parent / "checkpoints"
-        if read_only:  # reports: never create, migrate or write
+        # Every store owns its checkpoints, named after it: two stores in one folder never share them.
+        self.checkpoints = self.path.with_name(self.path.name + "-checkpoints")
+        self._tmp: str | None = None  # a private copy of a WAL store on read-only media
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a results store; pass --db with a file, "
+                             f"e.g. --db {self.path / 'suite.db'}")
+        if read_only:  # show, export, report: never create, migrate or write
             if not self.path.is_file():
-                raise StoreError(f"no results store at {self.path}")
-            self._conn = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=120,
-                                         isolation_level=None)
-            self._conn.row_factory = sqlite3.Row
+                raise StoreError(f"no results store at {self.path}; run `suite run` first or pass --db")
+            self._conn = self._open_read_only()
+            self._check(writing=False)
             self._check_version()
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot create or open the results store {self.path} ({_first_line(e)}); "
+                             "pass --db with a writable path") from None
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA busy_timeout = 120000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
+        self._check(writing=True)  # before the first write: a damaged or foreign file is never touched
+        try:
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.OperationalError as e:
+            self._conn.close()
+            if "readonly" in str(e) or "read-only" in str(e):
+                raise StoreError(f"cannot write to the results store {self.path}: it is read-only "
+                                 f"({_first_line(e)}). `suite show`, `suite export` and `suite report` read "
+                                 "it as it is; to train, copy it somewhere writable and pass --db") from None
+            raise
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=120, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # Read-only media: SQLite cannot create the -shm file a WAL store needs. With no pending
+            # WAL, the file alone is the store (immutable=1); with one, read a private copy of both.
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.is_file() and wal.stat().st_size > 0:
+                self._tmp = tempfile.mkdtemp(prefix="suite-store-")
+                copy = Path(self._tmp) / self.path.name
+                shutil.copyfile(self.path, copy)
+                shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+                uri = "file:" + urllib.parse.quote(str(copy)) + "?mode=ro"
+            else:
+                uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro&immutable=1"
+            conn = sqlite3.connect(uri, uri=True, timeout=120, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _check(self, writing: bool) -> None:
+        """Refuse a file that is not a results store or that SQLite finds damaged, before any write."""
+        what = "it was not written to" if writing else "nothing was read from it"
+        try:
+            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            problems = [r[0] for r in self._conn.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as e:
+            self.close()
+            if "not a database" in str(e):
+                raise StoreError(f"{self.path} is not a results store (not an SQLite database); {what}. "
+                                 "Pass --db with a store written by `suite run`, or a new path") from None
+            if "malformed" in str(e) or "corrupt" in str(e):
+                raise StoreError(f"the results store {self.path} is damaged ({_first_line(e)}); {what}. "
+                                 f"{self._recover_hint()}") from None
+            ro = (" If it is on read-only media, `suite show`, `suite export` and `suite report` still read "
+                  "it; to train, copy it somewhere writable and pass --db." if writing else "")
+            raise StoreError(f"cannot open the results store {self.path} ({_first_line(e)}); {what}.{ro}") from None
+        if problems != ["ok"]:
+            self.close()
+            raise StoreError(f"the results store {self.path} fails SQLite's integrity check "
+                             f"({'; '.join(problems[:3])}); {what}. {self._recover_hint()}")
+        if tables and "meta" not in tables:
+            self.close()
+            raise StoreError(f"{self.path} is an SQLite database but not a results store (tables: "
+                             f"{', '.join(sorted(tables))}); {what}. Pass --db with another path")
+
+    def _recover_hint(self) -> str:
+        return (f"Keep it as it is and start a new store (--db), or salvage what SQLite can read: "
+                f"`sqlite3 {self.path} .recover | sqlite3 recovered.db`")
 
     def _check_version(self) -> None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -149,10 +257,14 @@ class Store:
         if row is None or not 1 <= int(row[0]) <= SCHEMA_VERSION:
             found = "none" if row is None else row[0]
             raise StoreError(f"{self.path} has schema version {found}; this suite reads {SCHEMA_VERSION} "
-                             "(open it once for writing, e.g. `suite show`, to migrate an older store)")
+                             "(open it once for writing with `suite run` to migrate an older store)")
 
     def close(self) -> None:
-        self._conn.close()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -238,11 +350,17 @@ class Store:
         for table in ("metrics", "spectra", "profiles"):
             c.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
 
-    def reset(self, run_id: str) -> None:
-        """Forget every record of a run (used when its checkpoint is gone and it restarts)."""
+    def reset(self, run_id: str, step: int = 0) -> None:
+        """Take a run back to ``step``: forget its records after it (every record when 0). Used when the
+        checkpoint of its committed step is unusable and it resumes from an older one, or restarts; the
+        steps forgotten are recomputed exactly."""
         with self.write() as c:
-            self._delete_records(c, run_id)
-            c.execute("UPDATE runs SET step = 0, summary = NULL WHERE run_id = ?", (run_id,))
+            if step == 0:
+                self._delete_records(c, run_id)
+            else:
+                for table in ("metrics", "spectra", "profiles"):
+                    c.execute(f"DELETE FROM {table} WHERE run_id = ? AND step > ?", (run_id, step))
+            c.execute("UPDATE runs SET step = ?, summary = NULL WHERE run_id = ?", (step, run_id))
 
     def commit(self, run_id: str, step: int, records: Records, **fields) -> None:
         """Insert the buffered records and move the run to ``step``, atomically."""
@@ -257,6 +375,8 @@ class Store:
             sets = ", ".join(f"{k} = ?" for k in fields)
             c.execute(f"UPDATE runs SET step = ?, heartbeat = ?, updated = ?{', ' + sets if sets else ''}"
                       " WHERE run_id = ?", (step, now, now, *self._encode(fields).values(), run_id))
+            _fault("commit")
+        _fault("commit-done")
         records.clear()
 
     def update(self, run_id: str, **fields) -> None:
@@ -326,29 +446,94 @@ class Store:
     def checkpoint_path(self, run_id: str, step: int) -> Path:
         return self.checkpoint_dir(run_id) / f"step-{step}.pt"
 
+    def _legacy_checkpoint(self, run_id: str, step: int) -> Path:
+        """Where stores of suite 0.1.0 kept checkpoints (shared by a folder): read, never pruned."""
+        return self.path.parent / "checkpoints" / run_id / f"step-{step}.pt"
+
+    def checkpoint_steps(self, run_id: str) -> list[int]:
+        """Steps with a checkpoint on disk, newest first."""
+        steps = []
+        for p in self.checkpoint_dir(run_id).glob("step-*.pt"):
+            with contextlib.suppress(ValueError):
+                steps.append(int(p.name[5:-3]))
+        return sorted(steps, reverse=True)
+
     def save_checkpoint(self, run_id: str, step: int, payload: dict) -> None:
-        """Write ``payload`` (tensors and plain data) atomically: a temp file, then a rename."""
+        """Write ``payload`` (tensors and plain data) atomically: a temp file, flushed to disk, then a
+        rename, so ``step-<s>.pt`` is either absent or complete."""
         import torch
 
         path = self.checkpoint_path(run_id, step)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        data = buf.getbuffer()
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data[: len(data) // 2])
+                _fault("checkpoint-write")
+                f.write(data[len(data) // 2:])
+                f.flush()
+                os.fsync(f.fileno())
+            _fault("checkpoint-rename")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def load_checkpoint(self, run_id: str, step: int, map_location=None) -> dict | None:
-        """The checkpoint of ``step``, or None when there is none."""
+        """The checkpoint of ``step``; if it is missing or unusable, the newest good one before it (its
+        payload's "step" says which); None when there is none. An unusable file is set aside (renamed
+        ``corrupt-step-<s>.pt``, kept) and said so; it is never loaded as pickled code."""
         import torch
 
-        path = self.checkpoint_path(run_id, step)
-        if not path.is_file():
-            return None
-        return torch.load(path, map_location=map_location, weights_only=True)
+        older = [s for s in self.checkpoint_steps(run_id) if s < step]
+        for s in [step, *older]:
+            path = self.checkpoint_path(run_id, s)
+            if not path.is_file():
+                legacy = self._legacy_checkpoint(run_id, s)
+                if s != step or not legacy.is_file():
+                    continue
+                path = legacy
+            try:
+                payload = torch.load(path, map_location=map_location, weights_only=True)
+                if not isinstance(payload, dict) or payload.setdefault("step", s) != s:
+                    raise ValueError(f"holds {type(payload).__name__} for step "
+                                     f"{payload.get('step') if isinstance(payload, dict) else '?'}")
+            except pickle.UnpicklingError:
+                # torch's message advises weights_only=False, i.e. running whatever the file holds: not here
+                reason = "was refused: it holds Python objects, not only tensors and plain data as the suite writes"
+            except Exception as e:  # truncated, garbage, unreadable: all the same to a resume
+                reason = f"cannot be read ({_first_line(e)})"
+                if "weights_only" in reason:
+                    reason = "was refused: it is not a checkpoint of tensors and plain data"
+            else:
+                if s != step:
+                    say(f"run {run_id}: resuming from the checkpoint of step {s}, the newest usable one "
+                        f"(the store had reached step {step}; steps after {s} are recomputed)")
+                return payload
+            aside = self._set_aside(path)
+            say(f"checkpoint {path} {reason}; set aside as {aside.name}")
+        return None
+
+    def _set_aside(self, path: Path) -> Path:
+        n, aside = 1, path.with_name("corrupt-" + path.name)
+        while aside.exists():
+            n += 1
+            aside = path.with_name(f"corrupt-{path.stem}-{n}.pt")
+        os.replace(path, aside)
+        return aside
 
     def prune_checkpoints(self, run_id: str, keep: int) -> None:
-        """Delete every checkpoint of ``run_id`` but step ``keep`` (and stale temp files)."""
+        """Delete this store's checkpoints of ``run_id`` but step ``keep`` and the newest one before it
+        (a fallback should ``keep``'s file prove unreadable), and stale temp files. Only files this
+        store wrote are touched: set-aside files and other stores' checkpoints stay."""
+        before = [s for s in self.checkpoint_steps(run_id) if s < keep][:1]
+        keep_names = {f"step-{s}.pt" for s in (keep, *before)}
         for p in self.checkpoint_dir(run_id).glob("step-*.pt*"):
-            if p.name != f"step-{keep}.pt":
+            if p.name not in keep_names:
+                _fault("prune")
                 p.unlink(missing_ok=True)
 
     # ---- export ----------------------------------------------------------------------------------

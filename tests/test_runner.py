@@ -122,8 +122,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, reference_run
     run = store.runs()[0]
     assert run["status"] == "running" and 100 <= run["step"] < 400  # killed mid-run
     committed = _all_records(db, run["run_id"])[0]
-    ckpts = sorted(p.name for p in store.checkpoint_dir(run["run_id"]).iterdir())
-    assert ckpts[-1] == f"step-{run['step']}.pt"  # the committed step's checkpoint is on disk
+    assert run["step"] in store.checkpoint_steps(run["run_id"])  # the committed step's checkpoint is on disk
     ckpt = torch.load(store.checkpoint_dir(run["run_id"]) / f"step-{run['step']}.pt", weights_only=True)
     assert ckpt["step"] == run["step"]
 
