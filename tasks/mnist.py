@@ -16,6 +16,7 @@ papers do.
 from __future__ import annotations
 
 import functools
+import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from suite.errors import DataMissingError, check_range
+from suite.errors import DataError, DataMissingError, check_range
 from suite.registry import register_task
 from tasks.base import TenClassTask, hold_out
 from tasks.data import atomic_write_bytes, data_root, read_idx
@@ -54,18 +55,49 @@ def find_files(folder: Path) -> dict[str, Path] | list[str]:
     return missing or found
 
 
+DOWNLOAD_TIMEOUT = 10.0  # seconds without an answer before a mirror counts as unreachable
+# Why downloading failed in this process, per folder: tried once, never again (every model of a
+# sweep would otherwise wait for the same unresponsive network).
+_DOWNLOAD_FAILED: dict[Path, str] = {}
+
+
+def mirrors() -> tuple[str, ...]:
+    """Where MNIST is downloaded from: $SUITE_MNIST_MIRRORS (comma-separated base URLs) or the defaults."""
+    env = os.environ.get("SUITE_MNIST_MIRRORS", "").strip()
+    return tuple(m.strip().rstrip("/") + "/" for m in env.split(",") if m.strip()) if env else MIRRORS
+
+
 def download(folder: Path, names: list[str]) -> None:
-    errors = []
+    """One attempt per file per process; the first file no mirror serves stops the download, and a
+    mirror that does not answer within DOWNLOAD_TIMEOUT ends it (the network is likely down)."""
+    if folder in _DOWNLOAD_FAILED:
+        raise DataMissingError(_DOWNLOAD_FAILED[folder] + "; not retried in this process")
     for name in names:
-        for mirror in MIRRORS:
+        errors = []
+        for mirror in mirrors():
             try:
-                with urllib.request.urlopen(mirror + name + ".gz", timeout=20) as r:
+                with urllib.request.urlopen(mirror + name + ".gz", timeout=DOWNLOAD_TIMEOUT) as r:
                     atomic_write_bytes(folder / f"{name}.gz", r.read())
                 break
-            except OSError as e:
-                errors.append(f"{mirror}: {e}")
+            except (OSError, ValueError) as e:  # URLError, timeouts, refused, a malformed mirror URL
+                reason = getattr(e, "reason", None) or e
+                errors.append(f"{mirror}{name}.gz: {reason}")
+                if isinstance(reason, TimeoutError):
+                    break  # an unresponsive network will not answer the next mirror either
         else:
-            raise DataMissingError(errors[-1])
+            _DOWNLOAD_FAILED[folder] = "; ".join(errors)
+            raise DataMissingError(_DOWNLOAD_FAILED[folder])
+        if errors and not (folder / f"{name}.gz").is_file():
+            _DOWNLOAD_FAILED[folder] = "; ".join(errors)
+            raise DataMissingError(_DOWNLOAD_FAILED[folder])
+
+
+def _read(path: Path) -> np.ndarray:
+    try:
+        return read_idx(path)
+    except (ValueError, OSError, EOFError) as e:  # garbage, truncated, bad gzip
+        raise DataError(f"MNIST file {path} is not a readable IDX file ({e}). Replace it with the standard "
+                        f"file of that name (gzipped or raw), or delete it to download it again") from None
 
 
 @functools.lru_cache(maxsize=2)
@@ -87,12 +119,16 @@ def load_mnist(folder: Path, download_ok: bool) -> dict[str, np.ndarray]:
             f"files ({', '.join(FILES.values())}; gzipped '.gz' or raw) in {folder}, or point "
             f"--set data_dir=... (or $SUITE_DATA) at a folder whose mnist/ subfolder holds them."
         )
-    arrays = {k: read_idx(p) for k, p in files.items()}
+    arrays = {k: _read(p) for k, p in files.items()}
     for split in ("train", "test"):
         x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (len(x),):
-            raise DataMissingError(f"MNIST {split} files in {folder} have shapes {x.shape}, {y.shape}; "
-                                   "expected (N, 28, 28) images and (N,) labels")
+        where = f"MNIST files {files[f'{split}_x']} and {files[f'{split}_y']}"
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (len(x),) or len(x) == 0:
+            raise DataError(f"{where} have shapes {x.shape}, {y.shape}; expected (N, 28, 28) images and "
+                            "(N,) labels, N >= 1")
+        if x.dtype != np.uint8 or y.dtype != np.uint8 or y.max() > 9:
+            raise DataError(f"{where} hold {x.dtype} images and {y.dtype} labels up to {y.max()}; expected "
+                            "uint8 images and uint8 labels 0-9 (the standard files)")
     return arrays
 
 

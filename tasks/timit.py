@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from suite.errors import DataMissingError
+from suite.errors import DataError, DataMissingError
 from suite.registry import register_task
 from tasks.base import DatasetTask
 from tasks.data import data_root
@@ -42,15 +42,38 @@ def load_split(folder: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
             f"{folder}, each with 'x' float32 (N, T_max, {BINS}) and 'lengths' int (N,); see "
             "docs/tasks.md. Point --set data_dir=... (or $SUITE_DATA) at the folder holding timit/."
         )
-    with np.load(path) as f:
-        if "x" not in f or "lengths" not in f:
-            raise DataMissingError(f"{path} must hold arrays 'x' and 'lengths'; it has {list(f)}")
-        x, lengths = f["x"].astype(np.float32), f["lengths"].astype(np.int64)
+    fix = (f"Rewrite {path} with 'x' float32 (N, T_max, {BINS}) and 'lengths' int (N,), as described in "
+           "docs/tasks.md")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise DataError(f"TIMIT file {path} is a single array, not an .npz archive. {fix}")
+            if "x" not in f or "lengths" not in f:
+                raise DataError(f"TIMIT file {path} must hold arrays 'x' and 'lengths'; it has {list(f)}. {fix}")
+            x, lengths = f["x"], f["lengths"]
+    except DataError:
+        raise
+    except Exception as e:  # garbage, truncated, pickled objects: all unreadable as data
+        text = str(e).strip().splitlines()
+        raise DataError(f"TIMIT file {path} cannot be read as an .npz archive of numeric arrays "
+                        f"({type(e).__name__}: {text[0] if text else ''}). {fix}") from None
+    if x.dtype.kind not in "fiu" or lengths.dtype.kind not in "iu":
+        raise DataError(f"TIMIT file {path}: 'x' has dtype {x.dtype} and 'lengths' {lengths.dtype}; expected "
+                        f"numbers (float32 frames, integer lengths). {fix}")
+    x, lengths = x.astype(np.float32), lengths.astype(np.int64)
     if x.ndim != 3 or x.shape[2] != BINS or lengths.shape != (len(x),):
-        raise DataMissingError(f"{path}: 'x' has shape {x.shape} and 'lengths' {lengths.shape}; "
-                               f"expected (N, T_max, {BINS}) and (N,)")
-    if lengths.min(initial=2) < 2 or lengths.max(initial=0) > x.shape[1]:
-        raise DataMissingError(f"{path}: lengths must lie in [2, {x.shape[1]}]")
+        raise DataError(f"TIMIT file {path}: 'x' has shape {x.shape} and 'lengths' {lengths.shape}; "
+                        f"expected (N, T_max, {BINS}) and (N,). {fix}")
+    if len(x) == 0 or x.shape[1] < 2:
+        raise DataError(f"TIMIT file {path} holds no utterances of two frames or more (x: {x.shape}). {fix}")
+    if lengths.min() < 2 or lengths.max() > x.shape[1]:
+        raise DataError(f"TIMIT file {path}: lengths must lie in [2, {x.shape[1]}]; they span "
+                        f"[{lengths.min()}, {lengths.max()}]")
+    finite = np.isfinite(x)
+    if not finite.all():
+        n, t, b = np.argwhere(~finite)[0]
+        raise DataError(f"TIMIT file {path}: 'x' holds {int((~finite).sum())} non-finite values (NaN or inf), "
+                        f"the first at utterance {n}, frame {t}, bin {b}; the suite trains on finite data only")
     x = torch.from_numpy(x)
     target = x[:, 1:].clone()
     valid = torch.arange(x.shape[1] - 1)[None, :] < torch.from_numpy(lengths - 1)[:, None]
