@@ -37,6 +37,13 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def faults(session: nox.Session) -> None:
+    """kill -9 at every crash point of a run, resume, compare with the uninterrupted run (slow)."""
+    session.run(PYTHON, "-m", "pytest", "tests/test_crash_points.py", "-v", "-s", *session.posargs,
+                external=True, env={"SUITE_CRASH_POINTS": "all"})
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole project."""
     session.run(PYTHON, "-m", "ruff", "check", ".", external=True)

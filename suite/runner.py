@@ -336,6 +336,7 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
 
     session_start = time.perf_counter()
     if start == 0:
+        store.reset(run_id)  # a run killed after its step-0 commit left records to redo
         record_eval(0)
         commit(0, env=environment(dev), task_info=task_info(config.task, task), params_total=model.parameter_count(),
                params_recurrent=model.recurrent_parameter_count())
