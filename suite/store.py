@@ -205,7 +205,9 @@ class Store:
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=120, isolation_level=None)
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as e:
+            if "unable to open" not in str(e) and "readonly" not in str(e):
+                raise StoreError(f"cannot open the results store {self.path} ({_first_line(e)})") from None
             # Read-only media: SQLite cannot create the -shm file a WAL store needs. With no pending
             # WAL, the file alone is the store (immutable=1); with one, read a private copy of both.
             wal = self.path.with_name(self.path.name + "-wal")
@@ -214,10 +216,12 @@ class Store:
                 copy = Path(self._tmp) / self.path.name
                 shutil.copyfile(self.path, copy)
                 shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
-                uri = "file:" + urllib.parse.quote(str(copy)) + "?mode=ro"
+                uri = "file:" + urllib.parse.quote(str(copy))  # private: SQLite may build its -shm there
             else:
                 uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro&immutable=1"
             conn = sqlite3.connect(uri, uri=True, timeout=120, isolation_level=None)
+        except sqlite3.DatabaseError:
+            pass  # not a database, or damaged: _check says which
         conn.row_factory = sqlite3.Row
         return conn
 

@@ -81,11 +81,12 @@ def _committed_step(db) -> int:
 def crash_and_resume(point: str, n: int, db) -> tuple[int, dict]:
     """Kill a run at (point, n), resume it; return the step committed at the kill and the final records."""
     if point == "random":
-        proc = _suite(db)
         rng = random.Random(n)
-        while _committed_step(db) < 0 and proc.poll() is None:  # training has started
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 1.2))
+        target = rng.randrange(0, 50, 5)  # a commit to reach, then a moment after it
+        proc = _suite(db)
+        while _committed_step(db) < target and proc.poll() is None:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.2))
         proc.send_signal(signal.SIGKILL)
     else:
         proc = _suite(db, env={"SUITE_FAULT": f"{point}:{n}"})
