@@ -89,8 +89,10 @@ def interrupted(tmp_path_factory) -> Path:
 
 def _copy_store(db: Path, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(db, dest / db.name)
-    shutil.copytree(Store(db).checkpoints, dest / f"{db.name}-checkpoints")
+    for suffix in ("", "-wal"):  # the store is its file and its write-ahead log
+        if Path(f"{db}{suffix}").is_file():
+            shutil.copy(f"{db}{suffix}", dest / f"{db.name}{suffix}")
+    shutil.copytree(db.with_name(db.name + "-checkpoints"), dest / f"{db.name}-checkpoints")
     return dest / db.name
 
 
