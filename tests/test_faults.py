@@ -116,15 +116,26 @@ def test_a_second_store_in_the_same_folder_leaves_the_first_ones_checkpoints_alo
 
 
 # ---- 2. and 3. the report deletes nothing of the user's, renders what it can ----------------------
-def _small_store(db: Path) -> None:
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("small") / "s.db"
     res = cli("run", "--models", "rnn", "--tasks", "adding", "--steps", "6", "--set", "T=5", "--set",
               "eval_size=16", "--set", "eval_every=3", "--db", str(db), "--no-report", "--workers", "1")
     assert res.returncode == 0, res.stderr
+    return db
 
 
-def test_the_report_never_deletes_or_overwrites_files_it_did_not_write(tmp_path):
+def _small_store(small: Path, db: Path) -> None:
+    _copy_store(small, db.parent)
+    if db.name != small.name:
+        for suffix in ("", "-wal"):
+            if Path(f"{db.parent / small.name}{suffix}").is_file():
+                Path(f"{db.parent / small.name}{suffix}").rename(f"{db}{suffix}")
+
+
+def test_the_report_never_deletes_or_overwrites_files_it_did_not_write(tmp_path, small):
     db, out = tmp_path / "s.db", tmp_path / "out"
-    _small_store(db)
+    _small_store(small, db)
     out.mkdir()
     mine = {"holiday.png": b"\x89PNG not the suite's", "adding-spectra-old.png": b"x", "notes.txt": b"keep"}
     for name, data in mine.items():
@@ -145,9 +156,9 @@ def test_the_report_never_deletes_or_overwrites_files_it_did_not_write(tmp_path)
     assert (other / "index.html").read_text() == "<p>my site</p>" and list(other.iterdir()) == [other / "index.html"]
 
 
-def test_the_report_replaces_its_own_stale_figures_only(tmp_path):
+def test_the_report_replaces_its_own_stale_figures_only(tmp_path, small):
     db, out = tmp_path / "s.db", tmp_path / "out"
-    _small_store(db)
+    _small_store(small, db)
     assert cli("report", "--db", str(db), "--out", str(out)).returncode == 0
     (out / "mine.png").write_bytes(b"user")
     other = tmp_path / "other.db"  # a store without the adding task: its figures are stale here
@@ -159,10 +170,10 @@ def test_the_report_replaces_its_own_stale_figures_only(tmp_path):
     assert "mine.png" in names and "copying-spectra.png" in names and not any(n.startswith("adding-") for n in names)
 
 
-def _broken_store(db: Path) -> None:
+def _broken_store(small: Path, db: Path) -> None:
     """One good task, one whose run is claimed but never committed (no spectra, no metrics), one whose
     losses are all non-finite, and one whose hand-edited config is not an object."""
-    _small_store(db)
+    _small_store(small, db)
     con = sqlite3.connect(db)
     row = con.execute("SELECT * FROM runs").fetchone()
     cols = [d[0] for d in con.execute("SELECT * FROM runs").description]
@@ -180,9 +191,9 @@ def _broken_store(db: Path) -> None:
     con.close()
 
 
-def test_the_report_renders_every_task_it_can_and_names_the_others(tmp_path):
+def test_the_report_renders_every_task_it_can_and_names_the_others(tmp_path, small):
     db, out = tmp_path / "s.db", tmp_path / "out"
-    _broken_store(db)
+    _broken_store(small, db)
     res = cli("report", "--db", str(db), "--out", str(out))
     assert res.returncode == 0, res.stderr
     html = (out / "index.html").read_text()
@@ -216,10 +227,10 @@ def _damage(db: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["damaged", "not-sqlite", "foreign-sqlite", "directory"])
-def test_a_store_that_is_not_a_sound_results_store_is_refused_by_every_command(tmp_path, kind):
+def test_a_store_that_is_not_a_sound_results_store_is_refused_by_every_command(tmp_path, small, kind):
     db = tmp_path / "s.db"
     if kind == "damaged":
-        _small_store(db)
+        _small_store(small, db)
         _damage(db)
     elif kind == "not-sqlite":
         db.write_bytes(b"these are my lab notes, not a database\n" * 200)
