@@ -517,6 +517,9 @@ class Store:
                     say(f"run {run_id}: resuming from the checkpoint of step {s}, the newest usable one "
                         f"(the store had reached step {step}; steps after {s} are recomputed)")
                 return payload
+            if path.parent.parent != self.checkpoints:  # a shared legacy folder: not ours to rename
+                say(f"checkpoint {path} {reason}; left in place")
+                continue
             aside = self._set_aside(path)
             say(f"checkpoint {path} {reason}; set aside as {aside.name}")
         return None

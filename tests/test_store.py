@@ -5,6 +5,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
+import torch
 
 from suite.store import SCHEMA_VERSION, Records, Store, StoreError
 
@@ -129,3 +130,29 @@ def test_restart_at_step_0_drops_step_0_records(tmp_path):
 
 def _claim_as(store, owner, run_id="r1"):
     return store.claim(run_id, "h" + run_id, 0, "scornn", "copying", {"steps": 10}, 10, owner=owner)
+
+
+def test_checkpoints_belong_to_their_store_and_the_last_two_are_kept(tmp_path):
+    a, b = Store(tmp_path / "a.db"), Store(tmp_path / "b.db")
+    assert a.checkpoints == tmp_path / "a.db-checkpoints" and b.checkpoints == tmp_path / "b.db-checkpoints"
+    for step in (0, 10, 20):
+        a.save_checkpoint("r", step, {"step": step, "w": torch.full((3,), float(step))})
+        a.prune_checkpoints("r", keep=step)
+    b.save_checkpoint("r", 5, {"step": 5})
+    b.prune_checkpoints("r", keep=5)
+    assert a.checkpoint_steps("r") == [20, 10] and b.checkpoint_steps("r") == [5]
+    assert sorted(p.name for p in a.checkpoint_dir("r").iterdir()) == ["step-10.pt", "step-20.pt"]  # no temp files
+    assert a.load_checkpoint("r", 20)["w"].tolist() == [20.0] * 3
+
+
+def test_a_legacy_shared_checkpoint_is_read_but_never_pruned(tmp_path, capfd):
+    legacy = tmp_path / "checkpoints" / "r"
+    legacy.mkdir(parents=True)
+    torch.save({"step": 7, "w": torch.ones(2)}, legacy / "step-7.pt")
+    (legacy / "step-3.pt").write_bytes(b"another store's file")
+    s = Store(tmp_path / "s.db")
+    assert s.load_checkpoint("r", 7)["w"].tolist() == [1.0, 1.0]
+    s.prune_checkpoints("r", keep=7)
+    (legacy / "step-7.pt").write_bytes(b"garbage")
+    assert s.load_checkpoint("r", 7) is None and "left in place" in capfd.readouterr().err
+    assert sorted(p.name for p in legacy.iterdir()) == ["step-3.pt", "step-7.pt"]

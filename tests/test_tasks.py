@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from suite.errors import ConfigError, DataMissingError
+from suite.errors import ConfigError, DataError, DataMissingError
 from suite.registry import create_task
 from tasks.adding import adding_batch
 from tasks.copying import copying_batch
@@ -218,7 +218,7 @@ def test_timit_missing_and_malformed(tmp_path):
     for split in ("train", "val", "test"):
         np.savez(tmp_path / "timit" / f"{split}.npz", x=np.zeros((2, 5, 64), np.float32),
                  lengths=np.array([5, 5]))
-    with pytest.raises(DataMissingError, match=r"expected \(N, T_max, 129\)"):
+    with pytest.raises(DataError, match=r"expected \(N, T_max, 129\)"):
         create_task("timit", data_dir=str(tmp_path)).check()
 
 
