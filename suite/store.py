@@ -567,6 +567,18 @@ class Store:
         check_choice("format", fmt, ("csv", "parquet"))
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        # Replace only files an earlier export wrote (listed in its manifest), never the user's.
+        manifest = out / ".suite-export.json"
+        try:
+            owned = set(json.loads(manifest.read_text())["files"]) if manifest.is_file() else set()
+        except (ValueError, KeyError, TypeError):
+            owned = set()
+        names = [f"{name}.{fmt}" for name in ("runs", "metrics")]
+        clash = [n for n in names if (out / n).exists() and n not in owned]
+        if clash:
+            raise StoreError(f"{out} holds {', '.join(clash)}, not written by `suite export`; it never "
+                             "overwrites them: pass another --out")
+        manifest.write_text(json.dumps({"files": sorted(owned | set(names))}))
         runs, metrics = self.dataframes()
         paths = []
         for name, df in (("runs", runs), ("metrics", metrics)):

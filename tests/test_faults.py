@@ -486,3 +486,15 @@ def test_the_thread_count_is_recorded_with_each_run(tmp_path):
     assert res.returncode == 0, res.stderr
     assert Store(db).runs()[0]["env"]["threads"] == 1
     assert '"threads": 1' in cli("show", Store(db).runs()[0]["run_id"], "--db", str(db)).stdout
+
+
+def test_export_never_overwrites_files_it_did_not_write(tmp_path, small):
+    out = tmp_path / "out"
+    assert cli("export", "--db", str(small), "--out", str(out)).returncode == 0
+    assert cli("export", "--db", str(small), "--out", str(out)).returncode == 0  # its own files: replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "runs.csv").write_text("my,own\n")
+    res = cli("export", "--db", str(small), "--out", str(mine))
+    assert res.returncode == 2 and "runs.csv, not written by `suite export`" in res.stderr
+    assert (mine / "runs.csv").read_text() == "my,own\n" and not (mine / "metrics.csv").exists()
