@@ -129,8 +129,9 @@ def load(db: str | Path, kind: str = "run") -> list[Run]:
         for row in store.runs():
             if row.get("kind", "run") != kind:  # a store older than tuning has runs only
                 continue
+            config = row["config"] if isinstance(row["config"], dict) else {}  # a hand-edited store
             run = Run(row["run_id"], row["model"], row["task"], row["seed"], row["status"], row["step"],
-                      row["total_steps"], row["config"] or {}, row["config_hash"], row["env"], row["summary"],
+                      row["total_steps"], config, row["config_hash"], row["env"], row["summary"],
                       row["task_info"], row["params_total"], row["params_recurrent"],
                       kind=row.get("kind", "run"), study=row.get("study"))
             by_name: dict[str, list[tuple[int, float]]] = defaultdict(list)

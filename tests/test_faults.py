@@ -5,6 +5,7 @@ input), and nothing is lost, deleted or overwritten that the suite did not write
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -172,17 +173,18 @@ def test_the_report_replaces_its_own_stale_figures_only(tmp_path, small):
 
 def _broken_store(small: Path, db: Path) -> None:
     """One good task, one whose run is claimed but never committed (no spectra, no metrics), one whose
-    losses are all non-finite, and one whose hand-edited config is not an object."""
+    losses are all non-finite, and one whose hand-edited summary is not an object."""
     _small_store(small, db)
     con = sqlite3.connect(db)
     row = con.execute("SELECT * FROM runs").fetchone()
     cols = [d[0] for d in con.execute("SELECT * FROM runs").description]
     base = dict(zip(cols, row))
-    for rid, task, config, status in (("claimed", "copying", base["config"], "running"),
-                                      ("nan", "mnist1d", base["config"], "diverged"),
-                                      ("odd", "timit", '"not an object"', "finished")):
+    for rid, task, status in (("claimed", "copying", "running"), ("nan", "mnist1d", "diverged"),
+                              ("odd", "timit", "finished")):
+        config = json.dumps({**json.loads(base["config"]), "task": task, "task_options": {}})
         r = {**base, "run_id": rid, "task": task, "config": config, "config_hash": rid, "status": status,
-             "step": 0 if rid == "claimed" else 2, "summary": None, "task_info": None if rid == "claimed" else
+             "step": 0 if rid == "claimed" else 2, "summary": '"not an object"' if rid == "odd" else None,
+             "task_info": None if rid == "claimed" else
              '{"metric": "accuracy", "higher_is_better": true, "baseline": {"loss": 2.3, "accuracy": 0.1}}'}
         con.execute(f"INSERT INTO runs ({', '.join(r)}) VALUES ({', '.join('?' * len(r))})", tuple(r.values()))
     con.executemany("INSERT INTO metrics VALUES ('nan', ?, ?, NULL)",
