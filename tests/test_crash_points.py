@@ -26,7 +26,7 @@ from tests.helpers import ROOT
 
 ARGS = ["run", "--models", "scornn", "--tasks", "copying", "--steps", "60", "--set", "T=20", "--set", "K=4",
         "--set", "hidden=24", "--set", "eval_every=10", "--set", "checkpoint_every=5", "--set", "eval_size=64",
-        "--set", "batch_size=16", "--no-report", "--workers", "1"]
+        "--set", "batch_size=16", "--no-report", "--workers", "1", "--seeds", "0"]
 # 13 evaluations+checkpoints (steps 0, 5, ..., 60): occurrences 1..13 of each point exist
 NAMED = [(point, n) for point in ("checkpoint-write", "checkpoint-rename", "commit", "commit-done", "prune")
          for n in (1, 2, 5, 9)]  # prune's first occurrence is at the second checkpoint

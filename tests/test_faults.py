@@ -28,7 +28,7 @@ from tests.helpers import ROOT, cli
 # A small real run: 120 steps, evaluations (with checkpoints) every 20.
 RUN = ["run", "--models", "scornn", "--tasks", "copying", "--steps", "120", "--set", "T=30", "--set", "K=4",
        "--set", "hidden=24", "--set", "eval_every=20", "--set", "eval_size=64", "--set", "batch_size=16",
-       "--no-report", "--workers", "1"]
+       "--no-report", "--workers", "1", "--seeds", "0"]
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the same thread count everywhere: bit-exact comparisons
 
 
@@ -120,7 +120,7 @@ def test_a_second_store_in_the_same_folder_leaves_the_first_ones_checkpoints_alo
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> Path:
     db = tmp_path_factory.mktemp("small") / "s.db"
-    res = cli("run", "--models", "rnn", "--tasks", "adding", "--steps", "6", "--set", "T=5", "--set",
+    res = cli("run", "--seeds", "0", "--models", "rnn", "--tasks", "adding", "--steps", "6", "--set", "T=5", "--set",
               "eval_size=16", "--set", "eval_every=3", "--db", str(db), "--no-report", "--workers", "1")
     assert res.returncode == 0, res.stderr
     return db
@@ -163,7 +163,8 @@ def test_the_report_replaces_its_own_stale_figures_only(tmp_path, small):
     assert cli("report", "--db", str(db), "--out", str(out)).returncode == 0
     (out / "mine.png").write_bytes(b"user")
     other = tmp_path / "other.db"  # a store without the adding task: its figures are stale here
-    res = cli("run", "--models", "rnn", "--tasks", "copying", "--steps", "4", "--set", "T=4", "--set", "K=2",
+    res = cli("run", "--seeds", "0",
+              "--models", "rnn", "--tasks", "copying", "--steps", "4", "--set", "T=4", "--set", "K=2",
               "--set", "eval_size=16", "--db", str(other), "--no-report", "--workers", "1")
     assert res.returncode == 0, res.stderr
     assert cli("report", "--db", str(other), "--out", str(out)).returncode == 0
@@ -212,7 +213,7 @@ def test_suite_run_is_not_taken_down_by_its_report(tmp_path):
     out.mkdir()
     (out / "index.html").write_text("mine")
     db = tmp_path / "s.db"
-    res = cli("run", "--models", "rnn", "--tasks", "adding", "--steps", "4", "--set", "T=5", "--set",
+    res = cli("run", "--seeds", "0", "--models", "rnn", "--tasks", "adding", "--steps", "4", "--set", "T=5", "--set",
               "eval_size=16", "--db", str(db), "--report-dir", str(out), "--workers", "1")
     assert res.returncode == 2 and "report not written" in res.stderr and "Traceback" not in res.stderr
     assert "outcomes: finished 1" in res.stderr and Store(db).runs()[0]["status"] == "finished"
@@ -246,7 +247,8 @@ def test_a_store_that_is_not_a_sound_results_store_is_refused_by_every_command(t
     before = None if db.is_dir() else _sha(db)
     expected = {"damaged": "fails SQLite's integrity check", "not-sqlite": "not an SQLite database",
                 "foreign-sqlite": "not a results store (tables: samples)", "directory": "is a directory"}[kind]
-    for args in (["run", "--models", "rnn", "--tasks", "adding", "--steps", "2", "--set", "T=5", "--no-report"],
+    for args in (["run", "--seeds", "0",
+                  "--models", "rnn", "--tasks", "adding", "--steps", "2", "--set", "T=5", "--no-report"],
                  ["show"], ["export", "--out", str(tmp_path / "x")], ["report", "--out", str(tmp_path / "r")]):
         res = cli(*args, "--db", str(db))
         assert res.returncode == 2, (args, res.stderr)
@@ -397,7 +399,7 @@ def _write_timit(folder: Path, fault: str) -> Path:
 def test_a_malformed_timit_file_is_a_data_error_before_training(tmp_path, fault, message):
     bad = _write_timit(tmp_path / "data", fault)
     db = tmp_path / "s.db"
-    res = cli("run", "--models", "rnn", "--tasks", "timit", "--set", f"data_dir='{tmp_path / 'data'}'",
+    res = cli("run", "--seeds", "0", "--models", "rnn", "--tasks", "timit", "--set", f"data_dir='{tmp_path / 'data'}'",
               "--steps", "2", "--db", str(db), "--no-report")
     assert res.returncode == 2, res.stderr
     assert f"TIMIT file {bad}" in res.stderr and message in res.stderr, res.stderr
@@ -419,7 +421,7 @@ def test_a_malformed_mnist_file_is_a_data_error_naming_it(tmp_path, fault):
         bad.write_bytes(bad.read_bytes()[:300])
     else:
         write_idx(bad, rng.integers(0, 256, (10, 20, 20)))
-    res = cli("run", "--models", "rnn", "--tasks", "mnist", "--set", f"data_dir='{tmp_path / 'data'}'",
+    res = cli("run", "--seeds", "0", "--models", "rnn", "--tasks", "mnist", "--set", f"data_dir='{tmp_path / 'data'}'",
               "--set", "val_size=5", "--set", "download=False", "--steps", "2", "--db", str(tmp_path / "s.db"),
               "--no-report")
     assert res.returncode == 2, res.stderr
@@ -440,7 +442,7 @@ def test_bad_settings_stop_before_any_work(tmp_path, args, message):
     if "engine='triton'" in args and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     db = tmp_path / "s.db"
-    res = cli("run", "--models", "scornn", "--tasks", "copying", *args, "--db", str(db), "--no-report",
+    res = cli("run", "--seeds", "0", "--models", "scornn", "--tasks", "copying", *args, "--db", str(db), "--no-report",
               env={"TRITON_INTERPRET": "0"})
     assert res.returncode == 2, res.stderr
     assert message in res.stderr and "Traceback" not in res.stderr, res.stderr
@@ -467,7 +469,7 @@ def test_an_unresponsive_network_fails_fast_once_and_says_where_to_put_the_files
     mirrors = f"http://127.0.0.1:{port}/a/,http://127.0.0.1:{port}/b/"
     t0 = time.time()
     try:
-        res = cli("run", "--models", "scornn,rnn", "--tasks", "mnist,pmnist", "--set",
+        res = cli("run", "--seeds", "0", "--models", "scornn,rnn", "--tasks", "mnist,pmnist", "--set",
                   f"data_dir='{tmp_path}'", "--db", str(tmp_path / "s.db"), "--no-report",
                   env={"SUITE_MNIST_MIRRORS": mirrors})
     finally:
@@ -483,7 +485,8 @@ def test_an_unresponsive_network_fails_fast_once_and_says_where_to_put_the_files
 # ---- the thread count is recorded with every run ------------------------------------------------------
 def test_the_thread_count_is_recorded_with_each_run(tmp_path):
     db = tmp_path / "s.db"
-    res = cli("run", "--models", "rnn", "--tasks", "adding", "--steps", "2", "--set", "T=5", "--set", "eval_size=16",
+    res = cli("run", "--seeds", "0",
+              "--models", "rnn", "--tasks", "adding", "--steps", "2", "--set", "T=5", "--set", "eval_size=16",
               "--db", str(db), "--no-report", "--workers", "1", env=ONE_THREAD)
     assert res.returncode == 0, res.stderr
     assert Store(db).runs()[0]["env"]["threads"] == 1
