@@ -158,8 +158,7 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
     diffs = {p: d for protos in per_task.values() for p, d in differences(protos).items()}
     tasks, matches, slugs, jobs = [], [], set(), []
     blocks = comparison.block_names(by_protocol)  # the statistics' blocks: one per protocol
-    by_block = {blocks[p]: gs for p, gs in by_protocol.items()}
-    tested = comparison.block_stats(by_block)
+    by_block = {}  # the blocks whose section rendered: the aggregate ranks these
     planned = {"index.html"}
     for proto, groups in by_protocol.items():
         task = proto.task
@@ -179,7 +178,8 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
                 jobs.append((draw, args, extra, row))
                 fig_rows.append(row)
                 planned.add(path.name)
-            rows = _rows(task, groups, info, tested[blocks[proto]]["rows"])
+            tested = comparison.block_stats({blocks[proto]: groups})[blocks[proto]]
+            rows = _rows(task, groups, info, tested["rows"])
             task_matches = []
             for g, r in zip(groups, rows):
                 for p in r["published"]:
@@ -200,8 +200,9 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
                 "budget": {k: v for k, v in settings.items() if not k.startswith("task.")},
                 "baseline_metric": _num(base.get(info.get("metric"))), "baseline_loss": _num(base.get("loss")),
                 "common": common, "varying_keys": varying_keys, "varying": varying, "error": None,
-                "sentence": tested[blocks[proto]]["sentence"],
+                "sentence": tested["sentence"],
             })
+            by_block[blocks[proto]] = groups
             matches += task_matches
         except Exception as e:  # one task's bad state must not take the page down
             jobs = [j for j in jobs if j[3] not in fig_rows]

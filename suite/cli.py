@@ -110,11 +110,14 @@ def _engine_errors(configs, device: str) -> list[str]:
     from models.fused import triton_available, triton_interpreted
     from suite.runner import resolve_device
 
+    triton = [c for c in configs if str(dict(c.model_options).get("engine", "")).startswith("triton")]
+    if not triton:  # nothing to check (and with Ray the device is the remote worker's)
+        return []
     on_gpu = resolve_device(device).type == "cuda"
     errors = []
-    for c in configs:
+    for c in triton:
         engine = dict(c.model_options).get("engine")
-        if isinstance(engine, str) and engine.startswith("triton") and not (
+        if not (
                 triton_available() and (on_gpu or triton_interpreted())):
             why = ("Triton is not installed" if on_gpu else
                    f"device {device!r} runs on the CPU (torch sees no CUDA device)" if device == "auto" else
