@@ -468,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv or ["run"])
     if args.command is None:
         args = parser().parse_args(["run", *argv])
+    if args.command in ("run", "tune"):
+        # SIGINT means "checkpoint and stop" even where the parent started us with it ignored (a job a
+        # non-interactive shell put in the background): Python then installs no handler of its own
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.fn(args)
     except SuiteError as e:
