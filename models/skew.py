@@ -38,7 +38,7 @@ def block_entries(n: int, values: torch.Tensor) -> torch.Tensor:
 def cayley_init(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """scoRNN's init: A[2k, 2k+1] = -tan(theta_k / 2), theta_k ~ U(0, pi/2).
 
-    Cayley(A) then has eigenvalues exp(+-i theta_k) (authors' code; reference.md section 1).
+    Cayley(A) then has eigenvalues exp(+-i theta_k) (the scoRNN authors' code).
     """
     theta = torch.rand(n // 2, generator=generator, dtype=torch.float64) * (math.pi / 2)
     return block_entries(n, -torch.tan(theta / 2))

@@ -73,7 +73,7 @@ def test_parameter_count_formula(name, n):
     (2, 1, 170, 15_046),  # adding
 ])
 def test_scornn_published_parameter_counts(d_in, d_out, n, published):
-    """reference.md section 7 (scoRNN paper, arXiv:1707.09520v3, parameter counts in its tables)."""
+    """The scoRNN paper (arXiv:1707.09520v3): parameter counts in its tables."""
     assert create_model("scornn", d_in=d_in, d_out=d_out, hidden=n).parameter_count() == published
 
 

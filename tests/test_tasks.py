@@ -34,7 +34,7 @@ def test_copying_layouts(layout):
 
 @pytest.mark.parametrize(("T", "published"), [(100, 0.1733), (200, 0.0945), (1000, 0.02039), (2000, 0.01029)])
 def test_copying_baseline_matches_reference(T, published):
-    """reference.md section 6: K log 8 / (T + 2K)."""
+    """The copying baseline: K log 8 / (T + 2K) (Arjovsky et al., arXiv:1511.06464)."""
     assert create_task("copying", T=T).baseline()["loss"] == pytest.approx(published, abs=5e-5)
 
 
