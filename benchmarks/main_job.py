@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from suite.cli import DEFAULT_SEEDS, _seeds, plan
-from suite.runner import build, evaluate, gradient_profile, make_optimizers, spectrum
+from suite.runner import build, evaluate, gradient_profile, make_optimizers, spectrum, train_step
 
 
 def cost(config, steps: int) -> tuple[float, float]:
@@ -32,13 +32,7 @@ def cost(config, steps: int) -> tuple[float, float]:
 
     def step(i):
         x, y = task.train_batch(i, config.batch_size, config.seed)
-        loss = task.loss(model(x), y)
-        for o in opts:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        for o in opts:
-            o.step()
-        model.after_step(i)
+        train_step(model, opts, task, x, y, i, config.clip)
 
     for i in range(1, 4):  # warm-up
         step(i)

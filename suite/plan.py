@@ -41,7 +41,7 @@ def stored_ms_per_step(db: str | Path, config) -> tuple[float, str] | None:
 
 def measured_ms_per_step(config, device: str = "cpu", steps: int = 2) -> float:
     """Time real training steps of ``config`` (after one warm-up step) on ``device``."""
-    from suite.runner import build, make_optimizers
+    from suite.runner import build, make_optimizers, train_step
 
     task, model = build(config, device)
     opts = make_optimizers(model, config)
@@ -49,14 +49,7 @@ def measured_ms_per_step(config, device: str = "cpu", steps: int = 2) -> float:
     for step in range(1, steps + 2):
         x, y = task.train_batch(step, config.batch_size, config.seed)
         t0 = time.perf_counter()
-        loss = task.loss(model(x.to(device)), y.to(device))
-        for o in opts:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        for o in opts:
-            o.step()
-        model.after_step(step)
-        loss.item()
+        train_step(model, opts, task, x.to(device), y.to(device), step, config.clip).item()
         times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times[1:])
 

@@ -1,8 +1,10 @@
 """Small real configurations and a CLI runner for the store/runner tests."""
 
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from suite.config import RunConfig
@@ -23,3 +25,31 @@ def cli(*args, env=None, **kw) -> subprocess.CompletedProcess:
     e = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, "-m", "suite", *args], capture_output=True, text=True,
                           cwd=kw.pop("cwd", ROOT), env=e, **kw)
+
+
+def committed_step(db) -> int:
+    """The one run's committed step, read without taking a lock (-1: no run, or the store is busy)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        row = con.execute("SELECT step FROM runs").fetchone()
+        con.close()
+        return row[0] if row else -1
+    except sqlite3.Error:
+        return -1
+
+
+def wait_running(db, proc, n, at_least, timeout=180) -> None:
+    """Wait until ``n`` runs of the store are `running` at step ``at_least`` or later."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            con = sqlite3.connect(db, timeout=1)
+            steps = [r[0] for r in con.execute("SELECT step FROM runs WHERE status = 'running'")]
+            con.close()
+        except sqlite3.OperationalError:
+            steps = []
+        if len(steps) >= n and min(steps) >= at_least:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the runs did not progress")

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, committed_step
 
 ARGS = ["run", "--models", "scornn", "--tasks", "copying", "--steps", "60", "--set", "T=20", "--set", "K=4",
         "--set", "hidden=24", "--set", "eval_every=10", "--set", "checkpoint_every=5", "--set", "eval_size=64",
@@ -68,23 +68,13 @@ def reference(tmp_path_factory):
     return _records(db)
 
 
-def _committed_step(db) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-        row = con.execute("SELECT step FROM runs").fetchone()
-        con.close()
-        return row[0] if row else -1
-    except sqlite3.Error:
-        return -1
-
-
 def crash_and_resume(point: str, n: int, db) -> tuple[int, dict]:
     """Kill a run at (point, n), resume it; return the step committed at the kill and the final records."""
     if point == "random":
         rng = random.Random(n)
         target = rng.randrange(0, 40, 5)  # a commit to reach, then a moment after it
         proc = _suite(db)
-        while _committed_step(db) < target and proc.poll() is None:
+        while committed_step(db) < target and proc.poll() is None:
             time.sleep(0.005)
         time.sleep(rng.uniform(0.0, 0.1))
         proc.send_signal(signal.SIGKILL)
@@ -92,7 +82,7 @@ def crash_and_resume(point: str, n: int, db) -> tuple[int, dict]:
         proc = _suite(db, env={"SUITE_FAULT": f"{point}:{n}"})
     proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL, f"{point}:{n} was not killed (rc {proc.returncode})"
-    at_kill = _committed_step(db)
+    at_kill = committed_step(db)
     resume = _suite(db)
     _, err = resume.communicate(timeout=300)
     assert resume.returncode == 0, err

@@ -6,13 +6,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
 from suite.cli import main
 from suite.store import Store
-from tests.helpers import ROOT, cli
+from tests.helpers import ROOT, cli, wait_running
 
 POOL_ARGS = ["run", "--models", "scornn", "--tasks", "copying", "--seeds", "0,1", "--steps", "500",
              "--set", "T=40", "--set", "hidden=24", "--set", "eval_every=20", "--set", "eval_size=64",
@@ -34,22 +33,6 @@ def _records(db):
     return out
 
 
-def _wait_running(db, proc, n, at_least, timeout=180):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            con = sqlite3.connect(db, timeout=1)
-            steps = [r[0] for r in con.execute("SELECT step FROM runs WHERE status = 'running'")]
-            con.close()
-        except sqlite3.OperationalError:
-            steps = []
-        if len(steps) >= n and min(steps) >= at_least:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the runs did not progress")
-
-
 def test_ctrl_c_with_two_workers_commits_interrupted_and_resumes_exactly(tmp_path):
     ref = str(tmp_path / "ref.db")
     assert cli(*POOL_ARGS, "--db", ref).returncode == 0
@@ -57,7 +40,7 @@ def test_ctrl_c_with_two_workers_commits_interrupted_and_resumes_exactly(tmp_pat
     # a shell job: its own process group, and Ctrl-C at the terminal signals that whole group
     proc = subprocess.Popen([sys.executable, "-m", "suite", *POOL_ARGS, "--db", db], cwd=ROOT, process_group=0,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_running(db, proc, 2, 40)
+    wait_running(db, proc, 2, 40)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

@@ -23,7 +23,7 @@ import torch
 
 from suite.store import Store
 from tasks.data import write_idx
-from tests.helpers import ROOT, cli
+from tests.helpers import ROOT, cli, committed_step
 
 # A small real run: 120 steps, evaluations (with checkpoints) every 20.
 RUN = ["run", "--models", "scornn", "--tasks", "copying", "--steps", "120", "--set", "T=30", "--set", "K=4",
@@ -36,23 +36,13 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _step(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-        row = con.execute("SELECT step FROM runs").fetchone()
-        con.close()
-        return row[0] if row else -1
-    except sqlite3.Error:
-        return -1
-
-
 def _interrupted_run(db: Path, at_least: int, sig=signal.SIGINT) -> subprocess.CompletedProcess:
     """Start RUN into ``db``, stop it with ``sig`` once ``at_least`` steps are committed."""
     env = {**os.environ, **ONE_THREAD, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "suite", *RUN, "--db", str(db)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
-    while _step(db) < at_least:
+    while committed_step(db) < at_least:
         assert proc.poll() is None, proc.communicate()
         assert time.time() - t0 < 120, "the run did not progress"
         time.sleep(0.01)
@@ -341,7 +331,7 @@ def test_a_store_on_read_only_media_can_be_read_but_not_trained_into(tmp_path):
     assert res.returncode == -signal.SIGKILL
     wal = media / "s.db-wal"
     assert wal.is_file() and wal.stat().st_size > 0
-    step = _step(db)
+    step = committed_step(db)
     before = {p.name: _sha(p) for p in media.iterdir() if p.is_file()}
 
     res = _read_only(media, "show", "--db", str(db))

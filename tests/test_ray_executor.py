@@ -8,14 +8,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
 from suite.config import RunConfig
 from suite.executors import Executor, run_all
 from suite.store import Store
-from tests.helpers import ROOT, cli, tiny
+from tests.helpers import ROOT, cli, tiny, wait_running
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs pip install 'ortho-rnn-suite[ray]'")
 
@@ -96,22 +95,6 @@ def assert_same_as_local(db, tmp_path):
     assert_same_runs(db, ref, configs)
 
 
-def _wait(db, proc, n, at_least, timeout=180):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            con = sqlite3.connect(db, timeout=1)
-            steps = [r[0] for r in con.execute("SELECT step FROM runs WHERE status = 'running'")]
-            con.close()
-        except sqlite3.OperationalError:
-            steps = []
-        if len(steps) >= n and min(steps) >= at_least:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the runs did not progress")
-
-
 def test_ray_driver_ctrl_c_then_kill_9_then_resume(tmp_path, local_ray):
     db = str(tmp_path / "s.db")
     args = ["run", "--models", "scornn", "--tasks", "copying", "--seeds", "0,1", "--steps", "300",
@@ -124,7 +107,7 @@ def test_ray_driver_ctrl_c_then_kill_9_then_resume(tmp_path, local_ray):
 
     # Ctrl-C at the terminal: every run commits its checkpoint and `interrupted`
     proc = start()
-    _wait(db, proc, 2, 20)
+    wait_running(db, proc, 2, 20)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "run the same command to resume" in err, err
@@ -136,7 +119,7 @@ def test_ray_driver_ctrl_c_then_kill_9_then_resume(tmp_path, local_ray):
 
     # the driver killed outright: its runs stay `running`, owned by its Ray tasks
     proc = start()
-    _wait(db, proc, 2, max(r["step"] for r in runs) + 20)
+    wait_running(db, proc, 2, max(r["step"] for r in runs) + 20)
     proc.kill()
     proc.wait()
     runs = Store(db).runs()
