@@ -16,10 +16,16 @@ Part 2, "seeds": float32, each side with its own init and its own data stream (t
 ``copying_data``; the suite's seeded task), ``--seeds`` seeds each; the script reports the mean and
 standard deviation of the training loss at checkpoints, side by side.
 
+Part 3, "speed" (``--part speed``): the training step of each side on the same setting (float32, the
+authors' own map, model and RMSprop; the suite's ``suite.runner.train_step`` with its data), the two
+interleaved round by round in one process, and the ratio suite / authors. The data (batch creation,
+one-hot) is inside each side's step, as in each side's training loop.
+
 Notes on the authors' code under current torch: it calls ``torch.solve``, removed in torch 2; the
 script installs ``torch.solve(B, A) = (torch.linalg.solve(A, B), None)`` first. Their ``expm`` is a
-Pade approximant tuned for float32; ``--expm torch`` hands their layer ``torch.linalg.matrix_exp``
-instead (the layer takes the map as an argument), which is what a float64 comparison needs.
+Pade approximant tuned for float32; ``--expm suite`` hands their layer the suite's own exponential
+(``models.skew.expm``, the same map on both sides: what a float64 comparison of the rest needs) and
+``--expm torch`` hands it ``torch.linalg.matrix_exp`` (the layer takes the map as an argument).
 With ``--rebase nograd`` (default for the "same" part) the authors' dynamic-trivialization counters
 are advanced by a ``torch.no_grad()`` read of the layer after each optimizer step, as their MNIST and
 TIMIT scripts do when they evaluate; ``--rebase forward`` leaves the base change inside the next
@@ -65,6 +71,10 @@ def load_authors(path: Path, mode: str, K: int, M: int, L: int, n: int, batch: i
         mod.mode = ("dynamic", K, M)
     if expm == "torch":
         mod.param = torch.linalg.matrix_exp
+    elif expm == "suite":
+        from models.skew import expm as suite_expm
+
+        mod.param = suite_expm
     return mod
 
 
@@ -218,11 +228,56 @@ def seeds(args) -> dict:
     return {"part": "seeds", "mode": args.mode, "seeds": args.seeds, "steps": args.seed_steps, "rows": rows}
 
 
+def speed(args) -> dict:
+    torch.set_default_dtype(torch.float32)
+    from suite.registry import create_task
+    from suite.runner import train_step
+    from suite.speed import measure
+
+    mod = load_authors(args.authors, args.mode, args.K, args.M, args.L, args.hidden, args.batch, "authors")
+    torch.manual_seed(0)
+    np.random.seed(0)
+    authors, a_rest, a_orth = authors_model(mod, args.hidden)
+    a_opts = [torch.optim.RMSprop(a_rest, args.lr), torch.optim.RMSprop(a_orth, lr=args.lr / 10)]
+    x_all, y_all = mod.copying_data(args.L, 10, args.batch * 4)
+    x_buf = torch.empty(args.batch, args.L + 20, 10)
+    task = create_task("copying", T=args.L, K=10, layout="B")
+    cfg = RunConfig(model=args.mode, task="copying", lr=args.lr, orth_lr=args.lr / 10, rmsprop_alpha=0.99,
+                    batch_size=args.batch)
+    suite = suite_model(args.mode, args.hidden, args.K, args.M)
+    s_opts = make_optimizers(suite, cfg)
+    count = {"authors": 0, "suite": 0}
+
+    def authors_step():  # the body of the authors' training loop, printing left out
+        i = count["authors"] % 4
+        count["authors"] += 1
+        mod.onehot(x_buf, x_all[i * args.batch:(i + 1) * args.batch])
+        logits = authors(x_buf)
+        loss = authors.loss(logits, y_all[i * args.batch:(i + 1) * args.batch])
+        for o in a_opts:
+            o.zero_grad()
+        loss.backward()
+        for o in a_opts:
+            o.step()
+        loss.item()
+
+    def suite_step():
+        count["suite"] += 1
+        x, y = task.train_batch(count["suite"], args.batch, 0)
+        train_step(suite, s_opts, task, x, y, count["suite"]).item()
+
+    med = measure({"authors": authors_step, "suite": suite_step}, rounds=args.rounds, warmup=2)
+    return {"part": "speed", "mode": args.mode, "threads": torch.get_num_threads(), "L": args.L,
+            "hidden": args.hidden, "batch": args.batch, "rounds": args.rounds,
+            "authors_ms": med["authors"] * 1e3, "suite_ms": med["suite"] * 1e3,
+            "ratio": med["suite"] / med["authors"]}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--authors", type=Path, required=True, help="checkout of github.com/Lezcano/expRNN")
     p.add_argument("--mode", choices=["exprnn", "dtriv"], default="exprnn")
-    p.add_argument("--part", choices=["same", "seeds", "both"], default="both")
+    p.add_argument("--part", choices=["same", "seeds", "both", "speed"], default="both")
     p.add_argument("--K", type=int, default=100, help="dtriv: steps between base changes")
     p.add_argument("--M", type=int, default=30, help="dtriv: base changes between projections onto O(n)")
     p.add_argument("--L", type=int, default=100, help="copying delay T (the authors' L)")
@@ -230,12 +285,13 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-4, help="non-orthogonal rate; the orthogonal one is lr/10")
     p.add_argument("--steps", type=int, default=100, help="part 'same': optimizer steps")
-    p.add_argument("--expm", choices=["torch", "authors"], default="torch", help="part 'same': the map given to "
-                   "the authors' layer")
+    p.add_argument("--expm", choices=["suite", "torch", "authors"], default="suite",
+                   help="part 'same': the map given to the authors' layer")
     p.add_argument("--rebase", choices=["nograd", "forward"], default="nograd")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--seed-steps", type=int, default=200)
     p.add_argument("--every", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=20, help="part 'speed': interleaved rounds (median)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     args = p.parse_args(argv)
@@ -261,6 +317,12 @@ def main(argv=None) -> int:
         for row in r["rows"]:
             print(f"  {row['step']:>4}   {row['authors_mean']:.4f} ± {row['authors_std']:.4f}     "
                   f"{row['suite_mean']:.4f} ± {row['suite_std']:.4f}     {row['within_spread']}")
+    if args.part == "speed":
+        r = speed(args)
+        results.append(r)
+        print(f"training step, copying L={r['L']}, n={r['hidden']}, batch {r['batch']}, {args.mode}, float32, "
+              f"{r['threads']} threads, median of {r['rounds']} interleaved rounds: authors {r['authors_ms']:.1f} "
+              f"ms, suite {r['suite_ms']:.1f} ms, suite / authors = {r['ratio']:.2f}")
     print(f"({time.time() - t0:.0f} s)", file=sys.stderr)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))

@@ -1,11 +1,11 @@
 """expRNN and dynamic trivialization (Lezcano-Casado & Martinez-Rubio, ICML 2019, arXiv:1901.08428;
 NeurIPS 2019, arXiv:1909.09501).
 
-The orthogonal matrix is Q = B exp(A): A skew from its free entries, B a fixed orthogonal base
-(identity for expRNN). As in the authors' code, Q multiplies row vectors, h_t = sigma(h_{t-1} Q + U x_t),
-so the suite's column-form recurrent matrix is W = Q^T. With the same free entries both sides then
-compute the same numbers, and an elementwise optimizer (RMSprop) follows the same path; Q and Q^T have
-the same (conjugate) spectrum, so nothing measured changes.
+The orthogonal matrix is Q = B exp(A) (exp: ``models.skew.expm``): A skew from its free entries,
+B a fixed orthogonal base (identity for expRNN). As in the authors' code, Q multiplies row vectors,
+h_t = sigma(h_{t-1} Q + U x_t), so the suite's column-form recurrent matrix is W = Q^T. With the same
+free entries both sides then compute the same numbers, and an elementwise optimizer (RMSprop) follows
+the same path; Q and Q^T have the same (conjugate) spectrum, so nothing measured changes.
 
 dtriv (K finite), as the authors' ``Parametrization``: the base moves once before the first step
 (B <- B exp(A_0), A <- 0; their code does it at the first forward, with nothing computed in between),
@@ -22,7 +22,7 @@ from torch import nn
 
 from models.engine import RecurrentNet, Transition, init_readout
 from models.scornn import _skew_params
-from models.skew import SKEW_INITS, skew
+from models.skew import SKEW_INITS, expm, skew
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
 
@@ -47,7 +47,7 @@ class Exponential(Transition):
 
     def rotation(self) -> torch.Tensor:
         """Q = B exp(A), the matrix the authors' code multiplies row vectors by."""
-        return self.base.to(self.a.dtype) @ torch.linalg.matrix_exp(skew(self.a, self.n))
+        return self.base.to(self.a.dtype) @ expm(skew(self.a, self.n))
 
     def matrix(self) -> torch.Tensor:
         return self.rotation().mT

@@ -33,7 +33,7 @@ from torch import nn
 
 from models.base import GroupSpec
 from models.engine import RecurrentNet, Transition
-from models.skew import SKEW_INITS, skew
+from models.skew import SKEW_INITS, expm, skew
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
 
@@ -53,7 +53,7 @@ class NonNormal(Transition):
         self.gamma = nn.Parameter(torch.ones(n - n // 2))  # one per 2x2 block (+1 for odd n)
 
     def orthogonal_factor(self) -> torch.Tensor:
-        return torch.linalg.matrix_exp(skew(self.log_p, self.n))
+        return expm(skew(self.log_p, self.n))
 
     def schur_factor(self) -> torch.Tensor:
         """Lambda + T (block upper triangular)."""

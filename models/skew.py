@@ -17,6 +17,50 @@ def skew(a: torch.Tensor, n: int) -> torch.Tensor:
     return A - A.mT
 
 
+# Pade [13/13] coefficients and the 1-norm bound below which it is exact to double precision after
+# scaling (Higham, "The scaling and squaring method for the matrix exponential revisited", SIAM J.
+# Matrix Anal. Appl. 26(4), 2005, Table 2.3 and eq. 2.3; also Al-Mohy & Higham 2009).
+_PADE13 = (64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
+           129060195264000.0, 10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0, 40840800.0,
+           960960.0, 16380.0, 182.0, 1.0)
+_THETA13 = 5.371920351148152
+
+
+def expm(A: torch.Tensor) -> torch.Tensor:
+    """exp(A) of a square real matrix by scaling and squaring with the [13/13] Pade approximant, written
+    in differentiable torch ops so that autograd gives its exact derivative.
+
+    Why not ``torch.linalg.matrix_exp``: its backward is the exponential of a 2n x 2n block matrix, about
+    seven times the cost of its forward; here the backward is the adjoint of six products, one LU solve
+    and the squarings, about twice the forward (at n=190 the pair is ~3x cheaper on CPU). For skew A the
+    diagonal Pade approximant is itself orthogonal (q(A) = p(-A) = p(A)^T), so the result is orthogonal
+    to float rounding at every degree, and the squarings keep it so. Values agree with matrix_exp to
+    ~1e-14 in float64 and are closer to the exact exponential in float32 (tests/test_expm.py).
+    """
+    norm = float(torch.linalg.matrix_norm(A.detach(), 1))
+    if not math.isfinite(norm):  # a diverged run: let the non-finite values through, as matrix_exp does
+        return torch.linalg.matrix_exp(A)
+    s = max(0, math.ceil(math.log2(norm / _THETA13))) if norm > _THETA13 else 0
+    if s:
+        A = A * 2.0**-s
+    b = _PADE13
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    A2 = A @ A
+    A4 = A2 @ A2
+    A6 = A4 @ A2
+    # U = A (A6 (b13 A6 + b11 A4 + b9 A2) + b7 A6 + b5 A4 + b3 A2 + b1 I): odd part; V: even part
+    u_hi = torch.add(A4, A6, alpha=b[13] / b[11]).mul_(b[11]).add_(A2, alpha=b[9])
+    u_lo = (eye * b[1]).add_(A2, alpha=b[3]).add_(A4, alpha=b[5]).add_(A6, alpha=b[7])
+    U = A @ torch.addmm(u_lo, A6, u_hi)
+    v_hi = torch.add(A4, A6, alpha=b[12] / b[10]).mul_(b[10]).add_(A2, alpha=b[8])
+    v_lo = (eye * b[0]).add_(A2, alpha=b[2]).add_(A4, alpha=b[4]).add_(A6, alpha=b[6])
+    V = torch.addmm(v_lo, A6, v_hi)
+    X = torch.linalg.solve(V - U, V + U)
+    for _ in range(s):
+        X = X @ X
+    return X
+
+
 def upper(A: torch.Tensor) -> torch.Tensor:
     """The free entries of a skew-symmetric A: inverse of ``skew``."""
     n = A.shape[-1]
