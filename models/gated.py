@@ -18,7 +18,6 @@ from models.base import RecurrentModel
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
 
-
 ENGINES = {"lstm": ("auto", "torch"), "gru": ("auto", "fused", "torch")}
 
 
@@ -47,7 +46,9 @@ class Gated(RecurrentModel):
         return self.readout(H[:, -1] if self.output == "last" else H)
 
     def _fused(self, x: torch.Tensor) -> bool:
-        return self.engine == "fused" or (self.engine == "auto" and x.device.type == "cpu" and "fused" in ENGINES[self.cell])
+        if self.engine == "auto":
+            return x.device.type == "cpu" and "fused" in ENGINES[self.cell]
+        return self.engine == "fused"
 
     def forward(self, x):
         if not self._fused(x):
