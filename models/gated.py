@@ -1,4 +1,8 @@
-"""Gated baselines through torch's fused modules (cuDNN on GPU): LSTM and GRU.
+"""Gated baselines: LSTM and GRU, on torch.nn.LSTM / nn.GRU's parameters.
+
+``engine``: "torch" runs torch's module (cuDNN on GPU); "fused" runs the hand-written kernel of
+``models.fused_gated`` (same equations, same parameters; faster than torch's on CPU); "auto" picks the
+fused kernel on CPU and torch's module elsewhere.
 
 They have no single recurrent matrix; ``recurrent_matrix`` returns the candidate block
 (LSTM: the cell-input "g" block of weight_hh; GRU: the "n" block) for the spectrum pictures, with
@@ -11,15 +15,20 @@ import torch
 from torch import nn
 
 from models.base import RecurrentModel
-from suite.errors import check_range
+from suite.errors import check_choice, check_range
 from suite.registry import register_model
+
+ENGINES = {"lstm": ("auto", "torch"), "gru": ("auto", "fused", "torch")}
 
 
 class Gated(RecurrentModel):
-    def __init__(self, cell: str, d_in: int, d_out: int, hidden: int, output: str, forget_bias: float = 0.0):
+    def __init__(self, cell: str, d_in: int, d_out: int, hidden: int, output: str, forget_bias: float = 0.0,
+                 engine: str = "auto"):
         super().__init__(d_in, d_out, hidden, output)
         check_range("hidden", hidden, low=1, where=cell)
+        check_choice("engine", engine, ENGINES[cell], where=cell)
         self.cell = cell
+        self.engine = engine
         self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](d_in, hidden, batch_first=True)
         self.readout = nn.Linear(hidden, d_out)
         if forget_bias:  # TF's BasicLSTMCell adds a constant 1 to the forget gate; here: its initial value
@@ -36,8 +45,22 @@ class Gated(RecurrentModel):
     def _readout(self, H: torch.Tensor) -> torch.Tensor:
         return self.readout(H[:, -1] if self.output == "last" else H)
 
+    def _fused(self, x: torch.Tensor) -> bool:
+        if self.engine == "auto":
+            return x.device.type == "cpu" and "fused" in ENGINES[self.cell]
+        return self.engine == "fused"
+
     def forward(self, x):
-        return self._readout(self.rnn(x)[0])
+        if not self._fused(x):
+            return self._readout(self.rnn(x)[0])
+        from models import fused_gated
+
+        r = self.rnn  # time-major inside (x is transposed while it is narrow); only (T, B, d_out) goes back
+        H = fused_gated.gru(x.transpose(0, 1).contiguous(), r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0,
+                            r.bias_hh_l0)
+        if self.output == "last":
+            return self.readout(H[-1])
+        return self.readout(H).transpose(0, 1)
 
     def trajectory(self, x):
         # One step at a time, feeding h_t itself to the next step, so that dL/dh_t is the total
@@ -63,12 +86,13 @@ def _gated_params(gates: int):
 
 
 @register_model(family="LSTM", published_as="LSTM", params=_gated_params(4))
-def lstm(d_in: int, d_out: int, output: str = "last", hidden: int = 128, forget_bias: float = 0.0) -> Gated:
+def lstm(d_in: int, d_out: int, output: str = "last", hidden: int = 128, forget_bias: float = 0.0,
+         engine: str = "auto") -> Gated:
     """torch.nn.LSTM with a linear readout (torch's default init, two bias sets)."""
-    return Gated("lstm", d_in, d_out, hidden, output, forget_bias)
+    return Gated("lstm", d_in, d_out, hidden, output, forget_bias, engine)
 
 
 @register_model(family="GRU", params=_gated_params(3))
-def gru(d_in: int, d_out: int, output: str = "last", hidden: int = 128) -> Gated:
-    """torch.nn.GRU with a linear readout."""
-    return Gated("gru", d_in, d_out, hidden, output)
+def gru(d_in: int, d_out: int, output: str = "last", hidden: int = 128, engine: str = "auto") -> Gated:
+    """torch.nn.GRU with a linear readout (engine "auto": a fused kernel on CPU, cuDNN on GPU)."""
+    return Gated("gru", d_in, d_out, hidden, output, engine=engine)
