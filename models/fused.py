@@ -132,74 +132,92 @@ def realify(W: torch.Tensor) -> torch.Tensor:
 
 
 class FusedComplexModReLU(torch.autograd.Function):
-    """The complex recurrence in real form: states are [Re h | Im h] rows of a real (T+1, B, 2n) buffer,
+    """The complex recurrence in real form: states are [Re h | Im h] rows of a real (T, B, 2n) buffer,
     one real GEMM per step, and only real elementwise ops (mixed complex/real ops on CPU convert and
-    copy). Inputs X (T, B, 2n) and M = realify(W); returns H (T, B, 2n)."""
+    copy). Inputs X (T, B, 2n) and M = realify(W); returns H (T, B, 2n). With ``inplace`` the states
+    are written over ``X`` (handed over by the caller, marked dirty)."""
 
     @staticmethod
-    def forward(ctx, X, M, b, h0):
+    def forward(ctx, X, M, b, h0, inplace):
         T, B, n2 = X.shape
         n = n2 // 2
-        H = X.new_empty(T + 1, B, n2)
-        H[0] = 0 if h0 is None else h0
-        Hs, xs = H.unbind(0), X.unbind(0)
+        if inplace:
+            ctx.mark_dirty(X)
+            H = X
+        else:
+            H = X.clone(memory_format=torch.contiguous_format)
+        Hs = H.unbind(0)
         Md, bd = M.detach().contiguous(), b.detach()
-        r, m = bd.new_empty(B, n), bd.new_empty(B, n)
-        tiny = torch.finfo(bd.dtype).tiny
+        # m = relu(r + b) / r is all the backward needs besides the states (r is not recoverable from
+        # h without cancellation); it is written while the row is hot. Anything else the backward
+        # recomputes on hot rows: writing another (T, B, n) buffer costs more than those few ops
+        Ms = H.new_empty(T, B, n)
+        ms = Ms.unbind(0)
+        r, s = bd.new_empty(B, n), bd.new_empty(B, n)
+        h_prev = None if h0 is None else h0.detach()
         for t in range(T):
-            z = Hs[t + 1]
-            torch.addmm(xs[t], Hs[t], Md, out=z)
-            zr, zi = z[:, :n], z[:, n:]
-            torch.hypot(zr, zi, out=r)
-            torch.add(r, bd, out=m).relu_().div_(r.clamp_min_(tiny))  # relu(r + b) / r
-            zr.mul_(m)
-            zi.mul_(m)
-        ctx.save_for_backward(Md, bd, H)
-        return H[1:]
+            z = Hs[t]
+            if h_prev is not None:  # h_0 = 0 adds nothing
+                z.addmm_(h_prev, Md)
+            zv = z.view(B, 2, n)
+            torch.hypot(zv[:, 0], zv[:, 1], out=r)
+            torch.add(r, bd, out=s).relu_()
+            # m = 0 where z = 0 (r = 0: s / 0 is inf or nan), as the reference's sgn(0) = 0 gives
+            m = torch.div(s, r, out=ms[t]).nan_to_num_(0.0, 0.0, 0.0)
+            zv.mul_(m.unsqueeze(1))  # both halves in one op
+            h_prev = z
+        ctx.save_for_backward(Md, H, h0, Ms)
+        return H
 
     @staticmethod
     def backward(ctx, gH):
-        M, b, H = ctx.saved_tensors
+        M, H, h0, Ms = ctx.saved_tensors
         T, B, n2 = gH.shape
         n = n2 // 2
-        hr, hi = H[1:, :, :n], H[1:, :, n:]
-        mag = torch.hypot(hr, hi)  # r + b where the unit is active, exactly 0 elsewhere
-        active = mag > 0
-        r = torch.where(active, mag - b, 1.0)
-        c1 = mag / r
-        c2 = (b / r) * active
-        inv = 1 / torch.where(active, mag, 1.0)
-        ur, ui = hr * inv, hi * inv
-        w2r, w2i = c2 * ur, c2 * ui
-        c1s, urs, uis, w2rs, w2is = (x.unbind(0) for x in (c1, ur, ui, w2r, w2i))
-        gs = gH.contiguous().unbind(0)
-        # dZ[t] first receives dL/dh_t (one real GEMM per step on the interleaved [Re | Im] row), then
-        # is turned in place into dL/dz_t through modReLU's Jacobian
+        hs, ms, gs = H.unbind(0), Ms.unbind(0), gH.contiguous().unbind(0)
+        tiny = torch.finfo(H.dtype).tiny
+        # dZ[t] first receives g = dL/dh_t (one real GEMM per step on the [Re | Im] row), then is turned
+        # in place into dL/dz_t = m g - (m - 1) u (u . g) through modReLU's Jacobian, u = h / s with
+        # s = |h| = r + b where the unit is active; where it is not, h = 0 and m = 0 give 0.
+        # u . g = Re(conj(u) g) summed is the bias gradient.
         dX = torch.empty_like(gH)
-        P = mag.new_empty(mag.shape)  # Re(conj(u) g) per step: the modReLU bias gradient
-        dZs, Ps = dX.unbind(0), P.unbind(0)
+        dZs = dX.unbind(0)
+        prod, s, p, w, q = H.new_empty(B, 2, n), *(H.new_empty(B, n) for _ in range(4))
+        dbs = H.new_zeros(B, n)
         Mt = M.t().contiguous()
         dZs[T - 1].copy_(gs[T - 1])
         for t in range(T - 1, -1, -1):
             dz = dZs[t]
             if t < T - 1:
                 torch.addmm(gs[t], dZs[t + 1], Mt, out=dz)
-            dzr, dzi = dz[:, :n], dz[:, n:]
-            p = torch.mul(urs[t], dzr, out=Ps[t]).addcmul_(uis[t], dzi)
-            dzr.mul_(c1s[t]).addcmul_(w2rs[t], p, value=-1)
-            dzi.mul_(c1s[t]).addcmul_(w2is[t], p, value=-1)
-        need_X, need_M, need_b, need_h0 = ctx.needs_input_grad
-        dM = H[:-1].reshape(-1, n2).t() @ dX.reshape(-1, n2) if need_M else None
-        db = P.sum((0, 1)) if need_b else None
-        dh0 = dX[0] @ Mt if need_h0 else None
-        return (dX if need_X else None), dM, db, dh0
+            dzv, hv, m = dz.view(B, 2, n), hs[t].view(B, 2, n), ms[t]
+            torch.hypot(hv[:, 0], hv[:, 1], out=s).clamp_min_(tiny)  # inactive: h = 0, so p = 0 below
+            torch.mul(hv, dzv, out=prod)
+            torch.add(prod[:, 0], prod[:, 1], out=p).div_(s)  # u . g
+            dbs.add_(p)
+            torch.div(p, s, out=w)
+            torch.mul(w, m, out=q).sub_(w)  # (m - 1) (u . g) / s
+            dzv.mul_(m.unsqueeze(1)).addcmul_(hv, q.unsqueeze(1), value=-1)
+        need_X, need_M, need_b, need_h0, _ = ctx.needs_input_grad
+        dM = db = dh0 = None
+        if need_M:  # h_{t-1} for t >= 1 are H[:-1]; h_0 is h0 (or 0)
+            dM = H[:-1].reshape(-1, n2).t() @ dX[1:].reshape(-1, n2)
+            if h0 is not None:
+                dM.addmm_(h0.t(), dZs[0])
+        if need_b:
+            db = dbs.sum(0)
+        if need_h0:
+            dh0 = dZs[0] @ Mt
+        return (dX if need_X else None), dM, db, dh0, None
 
 
 def complex_recurrence(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
-                       h0: torch.Tensor | None = None) -> torch.Tensor:
+                       h0: torch.Tensor | None = None, inplace: bool = False) -> torch.Tensor:
     """Complex modReLU recurrence in real form: X (T, B, 2n) = [Re u | Im u], W complex (n, n);
-    returns [Re h_t | Im h_t] for every step, (T, B, 2n)."""
-    return FusedComplexModReLU.apply(X, realify(W).to(X.dtype), b.to(X.dtype), h0)
+    returns [Re h_t | Im h_t] for every step, (T, B, 2n). ``inplace``: the caller hands ``X`` over (a
+    contiguous intermediate it will not read again) and the states are written over it."""
+    inplace = inplace and X.is_contiguous() and not X._is_view() and not (X.is_leaf and X.requires_grad)
+    return FusedComplexModReLU.apply(X, realify(W).to(X.dtype), b.to(X.dtype), h0, inplace)
 
 
 def recurrence(xu: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None,
@@ -215,7 +233,7 @@ def recurrence(xu: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None,
     if xu.is_complex():  # complex in, complex out (the engine calls complex_recurrence directly)
         n = xu.shape[-1]
         h02 = None if h0 is None else torch.cat([h0.real, h0.imag], -1)
-        H = complex_recurrence(torch.cat([xu.real, xu.imag], -1), W, b, h02)
+        H = complex_recurrence(torch.cat([xu.real, xu.imag], -1), W, b, h02, inplace=True)
         return torch.complex(H[..., :n], H[..., n:])
     inplace = inplace and xu.is_contiguous() and not xu._is_view() and not (xu.is_leaf and xu.requires_grad)
     return FusedRecurrence.apply(xu, W.to(xu.dtype), b, h0, kind, inplace)
