@@ -146,66 +146,77 @@ class FusedComplexModReLU(torch.autograd.Function):
             H = X
         else:
             H = X.clone(memory_format=torch.contiguous_format)
-        Hs = H.unbind(0)
+        Hs, Hv = H.unbind(0), H.view(T, B, 2, n).unbind(0)  # views made once, not per step
         Md, bd = M.detach().contiguous(), b.detach()
-        # m = relu(r + b) / r is all the backward needs besides the states (r is not recoverable from
-        # h without cancellation); it is written while the row is hot. Anything else the backward
-        # recomputes on hot rows: writing another (T, B, n) buffer costs more than those few ops
-        Ms = H.new_empty(T, B, n)
-        ms = Ms.unbind(0)
-        r, s = bd.new_empty(B, n), bd.new_empty(B, n)
+        # r = |z| is all the backward needs besides the states (from h alone it would cost a
+        # cancellation); hypot writes it straight into its row
+        R = H.new_empty(T, B, n)
+        rs = R.unbind(0)
+        s, m = bd.new_empty(B, n), bd.new_empty(B, 1, n)
+        m0 = m[:, 0]
         h_prev = None if h0 is None else h0.detach()
         for t in range(T):
-            z = Hs[t]
+            z, zv = Hs[t], Hv[t]
             if h_prev is not None:  # h_0 = 0 adds nothing
                 z.addmm_(h_prev, Md)
-            zv = z.view(B, 2, n)
-            torch.hypot(zv[:, 0], zv[:, 1], out=r)
+            r = torch.hypot(zv[:, 0], zv[:, 1], out=rs[t])
             torch.add(r, bd, out=s).relu_()
             # m = 0 where z = 0 (r = 0: s / 0 is inf or nan), as the reference's sgn(0) = 0 gives
-            m = torch.div(s, r, out=ms[t]).nan_to_num_(0.0, 0.0, 0.0)
-            zv.mul_(m.unsqueeze(1))  # both halves in one op
+            torch.div(s, r, out=m0).nan_to_num_(0.0, 0.0, 0.0)
+            zv.mul_(m)  # both halves in one op
             h_prev = z
-        ctx.save_for_backward(Md, H, h0, Ms)
+        ctx.save_for_backward(Md, bd, H, h0, R)
         return H
 
     @staticmethod
     def backward(ctx, gH):
-        M, H, h0, Ms = ctx.saved_tensors
+        M, b, H, h0, R = ctx.saved_tensors
         T, B, n2 = gH.shape
         n = n2 // 2
-        hs, ms, gs = H.unbind(0), Ms.unbind(0), gH.contiguous().unbind(0)
         tiny = torch.finfo(H.dtype).tiny
+        Hv, gs = H.view(T, B, 2, n), gH.contiguous().unbind(0)
         # dZ[t] first receives g = dL/dh_t (one real GEMM per step on the [Re | Im] row), then is turned
         # in place into dL/dz_t = m g - (m - 1) u (u . g) through modReLU's Jacobian, u = h / s with
-        # s = |h| = r + b where the unit is active; where it is not, h = 0 and m = 0 give 0.
-        # u . g = Re(conj(u) g) summed is the bias gradient.
+        # s = relu(r + b) = |h|; where the unit is inactive h = 0 and m = 0 give 0. The sum of u . g =
+        # Re(conj(u) g) is the bias gradient. m, m - 1 and u do not depend on g: they are made for a
+        # block of K steps at once (few ops, and the block stays in cache until its steps use it).
+        K = max(1, 256 // B)
+        Ub, Mb, M1b, Pb, Sb = (H.new_empty(K, B, *shape) for shape in ((2, n), (1, n), (n,), (n,), (n,)))
+        prod, q = H.new_empty(B, 2, n), H.new_empty(B, 1, n)
+        prod0, prod1, q0 = prod[:, 0], prod[:, 1], q[:, 0]
         dX = torch.empty_like(gH)
-        dZs = dX.unbind(0)
-        prod, s, p, w, q = H.new_empty(B, 2, n), *(H.new_empty(B, n) for _ in range(4))
-        dbs = H.new_zeros(B, n)
+        dZs, dZv = dX.unbind(0), dX.view(T, B, 2, n).unbind(0)
+        db = H.new_zeros(n)
         Mt = M.t().contiguous()
         dZs[T - 1].copy_(gs[T - 1])
-        for t in range(T - 1, -1, -1):
-            dz = dZs[t]
-            if t < T - 1:
-                torch.addmm(gs[t], dZs[t + 1], Mt, out=dz)
-            dzv, hv, m = dz.view(B, 2, n), hs[t].view(B, 2, n), ms[t]
-            torch.hypot(hv[:, 0], hv[:, 1], out=s).clamp_min_(tiny)  # inactive: h = 0, so p = 0 below
-            torch.mul(hv, dzv, out=prod)
-            torch.add(prod[:, 0], prod[:, 1], out=p).div_(s)  # u . g
-            dbs.add_(p)
-            torch.div(p, s, out=w)
-            torch.mul(w, m, out=q).sub_(w)  # (m - 1) (u . g) / s
-            dzv.mul_(m.unsqueeze(1)).addcmul_(hv, q.unsqueeze(1), value=-1)
+        for end in range(T, 0, -K):
+            start = max(0, end - K)
+            k = end - start
+            Sk, Mk, M1k, Uk, Pk = Sb[:k], Mb[:k, :, 0], M1b[:k], Ub[:k], Pb[:k]
+            Rk = R[start:end]
+            torch.add(Rk, b, out=Sk).relu_()
+            torch.div(Sk, Rk, out=Mk).nan_to_num_(0.0, 0.0, 0.0)
+            torch.sub(Mk, 1, out=M1k)
+            torch.div(Hv[start:end], Sk.clamp_min_(tiny).unsqueeze(2), out=Uk)  # h = 0 where inactive
+            us, ms, m1s, ps = Uk.unbind(0), Mb[:k].unbind(0), M1k.unbind(0), Pk.unbind(0)
+            for j in range(k - 1, -1, -1):
+                t = start + j
+                if t < T - 1:
+                    torch.addmm(gs[t], dZs[t + 1], Mt, out=dZs[t])
+                u, dzv = us[j], dZv[t]
+                torch.mul(u, dzv, out=prod)
+                p = torch.add(prod0, prod1, out=ps[j])  # u . g
+                torch.mul(p, m1s[j], out=q0)
+                dzv.mul_(ms[j]).addcmul_(u, q, value=-1)
+            db.add_(Pk.sum((0, 1)))
         need_X, need_M, need_b, need_h0, _ = ctx.needs_input_grad
-        dM = db = dh0 = None
+        dM = dh0 = None
         if need_M:  # h_{t-1} for t >= 1 are H[:-1]; h_0 is h0 (or 0)
             dM = H[:-1].reshape(-1, n2).t() @ dX[1:].reshape(-1, n2)
             if h0 is not None:
                 dM.addmm_(h0.t(), dZs[0])
-        if need_b:
-            db = dbs.sum(0)
+        if not need_b:
+            db = None
         if need_h0:
             dh0 = dZs[0] @ Mt
         return (dX if need_X else None), dM, db, dh0, None
