@@ -146,7 +146,8 @@ class FusedComplexModReLU(torch.autograd.Function):
             H = X
         else:
             H = X.clone(memory_format=torch.contiguous_format)
-        Hs, Hv = H.unbind(0), H.view(T, B, 2, n).unbind(0)  # views made once, not per step
+        H4 = H.view(T, B, 2, n)
+        Hs, Hv, Hr, Hi = H.unbind(0), H4.unbind(0), H4[:, :, 0].unbind(0), H4[:, :, 1].unbind(0)  # made once
         Md, bd = M.detach().contiguous(), b.detach()
         # r = |z| is all the backward needs besides the states (from h alone it would cost a
         # cancellation); hypot writes it straight into its row
@@ -159,7 +160,7 @@ class FusedComplexModReLU(torch.autograd.Function):
             z, zv = Hs[t], Hv[t]
             if h_prev is not None:  # h_0 = 0 adds nothing
                 z.addmm_(h_prev, Md)
-            r = torch.hypot(zv[:, 0], zv[:, 1], out=rs[t])
+            r = torch.hypot(Hr[t], Hi[t], out=rs[t])
             torch.add(r, bd, out=s).relu_()
             # m = 0 where z = 0 (r = 0: s / 0 is inf or nan), as the reference's sgn(0) = 0 gives
             torch.div(s, r, out=m0).nan_to_num_(0.0, 0.0, 0.0)
