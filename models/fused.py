@@ -12,9 +12,11 @@ modReLU facts used by the backward (real case): h = sign(z) relu(|z| + b) is non
 z != 0 and |z| + b > 0; there dh/dz = 1 and dh/db = sign(z) = sign(h).
 
 Complex modReLU, h = z relu(r + b) / r with r = |z|, seen as a map of R^2: where r + b > 0 its
-Jacobian is c1 I - c2 u u^T with u = z / r, c1 = (r + b) / r, c2 = b / r, and dh/db = u. All of u,
-c1, c2 follow from the output (|h| = r + b), so the backward again precomputes them for every step
-at once; per step it needs p = Re(conj(u) g) and dz = c1 g - c2 u p, then the adjoint matmul. The
+Jacobian is m I - (m - 1) u u^T with m = (r + b) / r, u = z / r = h / |h|, and dh/db = u; where
+r + b <= 0 (and where z = 0) it is 0. The forward saves r per step (hypot writes it into its row); the
+backward makes m, m - 1 and u for a block of steps at once from r and the outputs, and per step needs
+p = Re(conj(u) g) and dz = m g - (m - 1) u p besides the adjoint matmul. No whole (T, B, n) buffer is
+precomputed: on CPU one pass over such a buffer costs more than a few ops on cache-warm rows. The
 complex recurrence runs in real form, [Re z, Im z] = [Re h, Im h] M with M = [[Re W^T, Im W^T],
 [-Im W^T, Re W^T]], so gradients are plain real ones (torch's complex convention, dL/dRe + i dL/dIm,
 is the same pair).
