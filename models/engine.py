@@ -272,7 +272,8 @@ class RecurrentNet(RecurrentModel):
 
             X = self._inputs(x, complex_form=False)  # complex states always use modReLU
             if fused.supports(self.act.kind, X):
-                return self._readout(fused.complex_recurrence(X, W, self.act.bias, self._h0(len(x), False)))
+                return self._readout(fused.complex_recurrence(X, W, self.act.bias, self._h0(len(x), False),
+                                                              inplace=True))
         return self._readout(recurrence(self._inputs(x), W, self.act, self._h0(len(x)), engine=self.engine,
                                         inplace=True))
 

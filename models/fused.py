@@ -12,9 +12,11 @@ modReLU facts used by the backward (real case): h = sign(z) relu(|z| + b) is non
 z != 0 and |z| + b > 0; there dh/dz = 1 and dh/db = sign(z) = sign(h).
 
 Complex modReLU, h = z relu(r + b) / r with r = |z|, seen as a map of R^2: where r + b > 0 its
-Jacobian is c1 I - c2 u u^T with u = z / r, c1 = (r + b) / r, c2 = b / r, and dh/db = u. All of u,
-c1, c2 follow from the output (|h| = r + b), so the backward again precomputes them for every step
-at once; per step it needs p = Re(conj(u) g) and dz = c1 g - c2 u p, then the adjoint matmul. The
+Jacobian is m I - (m - 1) u u^T with m = (r + b) / r, u = z / r = h / |h|, and dh/db = u; where
+r + b <= 0 (and where z = 0) it is 0. The forward saves r per step (hypot writes it into its row); the
+backward makes m, m - 1 and u for a block of steps at once from r and the outputs, and per step needs
+p = Re(conj(u) g) and dz = m g - (m - 1) u p besides the adjoint matmul. No whole (T, B, n) buffer is
+precomputed: on CPU one pass over such a buffer costs more than a few ops on cache-warm rows. The
 complex recurrence runs in real form, [Re z, Im z] = [Re h, Im h] M with M = [[Re W^T, Im W^T],
 [-Im W^T, Re W^T]], so gradients are plain real ones (torch's complex convention, dL/dRe + i dL/dIm,
 is the same pair).
@@ -132,74 +134,104 @@ def realify(W: torch.Tensor) -> torch.Tensor:
 
 
 class FusedComplexModReLU(torch.autograd.Function):
-    """The complex recurrence in real form: states are [Re h | Im h] rows of a real (T+1, B, 2n) buffer,
+    """The complex recurrence in real form: states are [Re h | Im h] rows of a real (T, B, 2n) buffer,
     one real GEMM per step, and only real elementwise ops (mixed complex/real ops on CPU convert and
-    copy). Inputs X (T, B, 2n) and M = realify(W); returns H (T, B, 2n)."""
+    copy). Inputs X (T, B, 2n) and M = realify(W); returns H (T, B, 2n). With ``inplace`` the states
+    are written over ``X`` (handed over by the caller, marked dirty)."""
 
     @staticmethod
-    def forward(ctx, X, M, b, h0):
+    def forward(ctx, X, M, b, h0, inplace):
         T, B, n2 = X.shape
         n = n2 // 2
-        H = X.new_empty(T + 1, B, n2)
-        H[0] = 0 if h0 is None else h0
-        Hs, xs = H.unbind(0), X.unbind(0)
+        if inplace:
+            ctx.mark_dirty(X)
+            H = X
+        else:
+            H = X.clone(memory_format=torch.contiguous_format)
+        H4 = H.view(T, B, 2, n)
+        Hs, Hv, Hr, Hi = H.unbind(0), H4.unbind(0), H4[:, :, 0].unbind(0), H4[:, :, 1].unbind(0)  # made once
         Md, bd = M.detach().contiguous(), b.detach()
-        r, m = bd.new_empty(B, n), bd.new_empty(B, n)
-        tiny = torch.finfo(bd.dtype).tiny
+        # r = |z| is all the backward needs besides the states (from h alone it would cost a
+        # cancellation); hypot writes it straight into its row
+        R = H.new_empty(T, B, n)
+        rs = R.unbind(0)
+        s, m = bd.new_empty(B, n), bd.new_empty(B, 1, n)
+        m0 = m[:, 0]
+        h_prev = None if h0 is None else h0.detach()
         for t in range(T):
-            z = Hs[t + 1]
-            torch.addmm(xs[t], Hs[t], Md, out=z)
-            zr, zi = z[:, :n], z[:, n:]
-            torch.hypot(zr, zi, out=r)
-            torch.add(r, bd, out=m).relu_().div_(r.clamp_min_(tiny))  # relu(r + b) / r
-            zr.mul_(m)
-            zi.mul_(m)
-        ctx.save_for_backward(Md, bd, H)
-        return H[1:]
+            z, zv = Hs[t], Hv[t]
+            if h_prev is not None:  # h_0 = 0 adds nothing
+                z.addmm_(h_prev, Md)
+            r = torch.hypot(Hr[t], Hi[t], out=rs[t])
+            torch.add(r, bd, out=s).relu_()
+            # m = 0 where z = 0 (r = 0: s / 0 is inf or nan), as the reference's sgn(0) = 0 gives
+            torch.div(s, r, out=m0).nan_to_num_(0.0, 0.0, 0.0)
+            zv.mul_(m)  # both halves in one op
+            h_prev = z
+        ctx.save_for_backward(Md, bd, H, h0, R)
+        return H
 
     @staticmethod
     def backward(ctx, gH):
-        M, b, H = ctx.saved_tensors
+        M, b, H, h0, R = ctx.saved_tensors
         T, B, n2 = gH.shape
         n = n2 // 2
-        hr, hi = H[1:, :, :n], H[1:, :, n:]
-        mag = torch.hypot(hr, hi)  # r + b where the unit is active, exactly 0 elsewhere
-        active = mag > 0
-        r = torch.where(active, mag - b, 1.0)
-        c1 = mag / r
-        c2 = (b / r) * active
-        inv = 1 / torch.where(active, mag, 1.0)
-        ur, ui = hr * inv, hi * inv
-        w2r, w2i = c2 * ur, c2 * ui
-        c1s, urs, uis, w2rs, w2is = (x.unbind(0) for x in (c1, ur, ui, w2r, w2i))
-        gs = gH.contiguous().unbind(0)
-        # dZ[t] first receives dL/dh_t (one real GEMM per step on the interleaved [Re | Im] row), then
-        # is turned in place into dL/dz_t through modReLU's Jacobian
+        tiny = torch.finfo(H.dtype).tiny
+        Hv, gs = H.view(T, B, 2, n), gH.contiguous().unbind(0)
+        # dZ[t] first receives g = dL/dh_t (one real GEMM per step on the [Re | Im] row), then is turned
+        # in place into dL/dz_t = m g - (m - 1) u (u . g) through modReLU's Jacobian, u = h / s with
+        # s = relu(r + b) = |h|; where the unit is inactive h = 0 and m = 0 give 0. The sum of u . g =
+        # Re(conj(u) g) is the bias gradient. m, m - 1 and u do not depend on g: they are made for a
+        # block of K steps at once (few ops, and the block stays in cache until its steps use it).
+        K = max(1, 256 // B)
+        Ub, Mb, M1b, Pb, Sb = (H.new_empty(K, B, *shape) for shape in ((2, n), (1, n), (n,), (n,), (n,)))
+        prod, q = H.new_empty(B, 2, n), H.new_empty(B, 1, n)
+        prod0, prod1, q0 = prod[:, 0], prod[:, 1], q[:, 0]
         dX = torch.empty_like(gH)
-        P = mag.new_empty(mag.shape)  # Re(conj(u) g) per step: the modReLU bias gradient
-        dZs, Ps = dX.unbind(0), P.unbind(0)
+        dZs, dZv = dX.unbind(0), dX.view(T, B, 2, n).unbind(0)
+        db = H.new_zeros(n)
         Mt = M.t().contiguous()
         dZs[T - 1].copy_(gs[T - 1])
-        for t in range(T - 1, -1, -1):
-            dz = dZs[t]
-            if t < T - 1:
-                torch.addmm(gs[t], dZs[t + 1], Mt, out=dz)
-            dzr, dzi = dz[:, :n], dz[:, n:]
-            p = torch.mul(urs[t], dzr, out=Ps[t]).addcmul_(uis[t], dzi)
-            dzr.mul_(c1s[t]).addcmul_(w2rs[t], p, value=-1)
-            dzi.mul_(c1s[t]).addcmul_(w2is[t], p, value=-1)
-        need_X, need_M, need_b, need_h0 = ctx.needs_input_grad
-        dM = H[:-1].reshape(-1, n2).t() @ dX.reshape(-1, n2) if need_M else None
-        db = P.sum((0, 1)) if need_b else None
-        dh0 = dX[0] @ Mt if need_h0 else None
-        return (dX if need_X else None), dM, db, dh0
+        for end in range(T, 0, -K):
+            start = max(0, end - K)
+            k = end - start
+            Sk, Mk, M1k, Uk, Pk = Sb[:k], Mb[:k, :, 0], M1b[:k], Ub[:k], Pb[:k]
+            Rk = R[start:end]
+            torch.add(Rk, b, out=Sk).relu_()
+            torch.div(Sk, Rk, out=Mk).nan_to_num_(0.0, 0.0, 0.0)
+            torch.sub(Mk, 1, out=M1k)
+            torch.div(Hv[start:end], Sk.clamp_min_(tiny).unsqueeze(2), out=Uk)  # h = 0 where inactive
+            us, ms, m1s, ps = Uk.unbind(0), Mb[:k].unbind(0), M1k.unbind(0), Pk.unbind(0)
+            for j in range(k - 1, -1, -1):
+                t = start + j
+                if t < T - 1:
+                    torch.addmm(gs[t], dZs[t + 1], Mt, out=dZs[t])
+                u, dzv = us[j], dZv[t]
+                torch.mul(u, dzv, out=prod)
+                p = torch.add(prod0, prod1, out=ps[j])  # u . g
+                torch.mul(p, m1s[j], out=q0)
+                dzv.mul_(ms[j]).addcmul_(u, q, value=-1)
+            db.add_(Pk.sum((0, 1)))
+        need_X, need_M, need_b, need_h0, _ = ctx.needs_input_grad
+        dM = dh0 = None
+        if need_M:  # h_{t-1} for t >= 1 are H[:-1]; h_0 is h0 (or 0)
+            dM = H[:-1].reshape(-1, n2).t() @ dX[1:].reshape(-1, n2)
+            if h0 is not None:
+                dM.addmm_(h0.t(), dZs[0])
+        if not need_b:
+            db = None
+        if need_h0:
+            dh0 = dZs[0] @ Mt
+        return (dX if need_X else None), dM, db, dh0, None
 
 
 def complex_recurrence(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
-                       h0: torch.Tensor | None = None) -> torch.Tensor:
+                       h0: torch.Tensor | None = None, inplace: bool = False) -> torch.Tensor:
     """Complex modReLU recurrence in real form: X (T, B, 2n) = [Re u | Im u], W complex (n, n);
-    returns [Re h_t | Im h_t] for every step, (T, B, 2n)."""
-    return FusedComplexModReLU.apply(X, realify(W).to(X.dtype), b.to(X.dtype), h0)
+    returns [Re h_t | Im h_t] for every step, (T, B, 2n). ``inplace``: the caller hands ``X`` over (a
+    contiguous intermediate it will not read again) and the states are written over it."""
+    inplace = inplace and X.is_contiguous() and not X._is_view() and not (X.is_leaf and X.requires_grad)
+    return FusedComplexModReLU.apply(X, realify(W).to(X.dtype), b.to(X.dtype), h0, inplace)
 
 
 def recurrence(xu: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None,
@@ -215,7 +247,7 @@ def recurrence(xu: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None,
     if xu.is_complex():  # complex in, complex out (the engine calls complex_recurrence directly)
         n = xu.shape[-1]
         h02 = None if h0 is None else torch.cat([h0.real, h0.imag], -1)
-        H = complex_recurrence(torch.cat([xu.real, xu.imag], -1), W, b, h02)
+        H = complex_recurrence(torch.cat([xu.real, xu.imag], -1), W, b, h02, inplace=True)
         return torch.complex(H[..., :n], H[..., n:])
     inplace = inplace and xu.is_contiguous() and not xu._is_view() and not (xu.is_leaf and xu.requires_grad)
     return FusedRecurrence.apply(xu, W.to(xu.dtype), b, h0, kind, inplace)

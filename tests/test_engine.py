@@ -85,6 +85,62 @@ def test_fused_complex_gradcheck():
     assert torch.autograd.gradcheck(lambda xu, W, b, h0: fused.recurrence(xu, W, b, h0, "modrelu"), (xu, W, b, h0))
 
 
+def _complex_inactive_case(seed=3, T=10, B=4, n=8):
+    """Units that are inactive (relu(r + b) = 0), a bias exactly 0, and z = 0 at the first step (zero
+    input, h_0 = 0), where the output is 0 whatever b is and the reference's gradient is 0."""
+    act, W, xu, _ = _complex_case(T=T, B=B, n=n, seed=seed)
+    with torch.no_grad():
+        act.bias.copy_(torch.tensor([1.5, -1.0, 0.0, 0.3, -3.0, 0.8, -0.5, 2.0], dtype=torch.float64)[:n])
+        xu[0] = 0
+        xu[3, 1] = 0  # z != 0 there (h_2 W^T), but the input row is 0
+    return act, W, xu
+
+
+def test_fused_complex_inactive_units_and_zero_state_match_reference():
+    act, W, xu = _complex_inactive_case()
+    gout = torch.randn(xu.shape, dtype=xu.dtype, generator=torch.Generator().manual_seed(4))
+    leaves = [xu, W, act.bias]
+    ref = torch.stack(reference_recurrence(xu, W, act))
+    ref_grads = torch.autograd.grad((ref * gout.conj()).real.sum(), leaves)
+    out = fused.recurrence(xu, W, act.bias, None, "modrelu")
+    grads = torch.autograd.grad((out * gout.conj()).real.sum(), leaves)
+    assert (out[0] == 0).all() and (out.abs() == 0).sum() > out[0].numel()  # inactive units beyond step 1
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for g, r, name in zip(grads, ref_grads, ["xu", "W", "b"]):
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10, msg=f"d/d{name}")
+
+
+def test_fused_complex_gradcheck_with_inactive_units():
+    act, W, xu = _complex_inactive_case(T=4, B=2, n=6)
+    with torch.no_grad():
+        xu[0] = torch.randn(xu.shape[1:], dtype=xu.dtype, generator=torch.Generator().manual_seed(5))
+    b = act.bias.detach().clone().requires_grad_()
+    with torch.no_grad():  # away from the kink |z| + b = 0, where finite differences do not hold
+        r = fused.recurrence(xu, W, b, None, "modrelu")
+    assert (r.abs() == 0).any()
+    assert torch.autograd.gradcheck(lambda xu, W, b: fused.recurrence(xu, W, b, None, "modrelu"), (xu, W, b))
+
+
+def test_complex_recurrence_inplace_matches_and_spares_a_leaf():
+    act, W, xu, h0 = _complex_case(T=15, B=3, n=5, seed=6)
+    X = torch.cat([xu.real, xu.imag], -1).detach().requires_grad_()
+    h02 = torch.cat([h0.real, h0.imag], -1).detach().requires_grad_()
+    b = act.bias.detach().clone().requires_grad_()
+    gout = torch.randn(X.shape, dtype=X.dtype, generator=torch.Generator().manual_seed(7))
+    kept = X.detach().clone()
+    plain = fused.complex_recurrence(X, W, b, h02, inplace=True)  # a leaf: copied, not written
+    assert torch.equal(X.detach(), kept)
+    g_plain = torch.autograd.grad((plain * gout).sum(), [X, W, b, h02])
+    handed = X * 1.0
+    out = fused.complex_recurrence(handed, W, b, h02, inplace=True)
+    assert out.data_ptr() == handed.data_ptr()
+    g_handed = torch.autograd.grad((out * gout).sum(), [X, W, b, h02])
+    torch.testing.assert_close(out, plain, rtol=0, atol=0)
+    for a, g in zip(g_handed, g_plain):
+        torch.testing.assert_close(a, g, rtol=1e-12, atol=1e-12)
+
+
 def test_auto_engine_choice():
     act, W, xu, _ = _case("tanh")
     assert resolve_engine("auto", xu, act) == "fused"
@@ -126,7 +182,7 @@ def test_inplace_recurrence_matches_and_spares_what_it_was_not_handed(kind):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["scornn", "rnn", "eurnn"])
+@pytest.mark.parametrize("name", ["scornn", "rnn", "eurnn", "eurnn_fft", "urnn", "scurnn", "fcurnn"])
 def test_model_forward_and_gradients_match_the_reference_loop(name):
     """The whole model on the fused path (time-major layout, states written over U x_t) against the
     same model on the plain loop, float64."""
