@@ -26,6 +26,7 @@ import torch
 from models.base import RecurrentModel, orthogonality_error
 from suite.config import OPTIMIZERS, RunConfig
 from suite.errors import ConfigError, SuiteError
+from suite.memory import keep_freed_memory
 from suite.registry import TASKS, create_model, create_task
 from suite.seeding import seeded
 from suite.store import Records, Store
@@ -55,6 +56,7 @@ def resolve_device(device: str) -> torch.device:
 
 def build(config: RunConfig, device: torch.device | str = "cpu"):
     """(task, model) for a config; the model is initialized under the run's seed."""
+    keep_freed_memory()  # every process that trains: steps reuse their buffers' pages (suite.memory)
     task = create_task(config.task, **config.task_kwargs())
     with seeded(config.seed):
         model = create_model(config.model, d_in=task.d_in, d_out=task.d_out, output=task.output,
