@@ -18,8 +18,11 @@ standard deviation of the training loss at checkpoints, side by side.
 
 Part 3, "speed" (``--part speed``): the training step of each side on the same setting (float32, the
 authors' own map, model and RMSprop; the suite's ``suite.runner.train_step`` with its data), the two
-interleaved round by round in one process, and the ratio suite / authors. The data (batch creation,
-one-hot) is inside each side's step, as in each side's training loop.
+interleaved round by round in one process, and the ratio suite / authors; beside them, the suite's
+floor for the case (``suite.speed.floor_fn``: the step's unavoidable GEMMs and the map), which bounds
+how low that ratio can go. The data (batch creation,
+one-hot) is inside each side's step, as in each side's training loop. Both sides share the process's
+allocator: with the suite's setting (``suite.memory``) by default, glibc's own with SUITE_MALLOC=system.
 
 Notes on the authors' code under current torch: it calls ``torch.solve``, removed in torch 2; the
 script installs ``torch.solve(B, A) = (torch.linalg.solve(A, B), None)`` first. Their ``expm`` is a
@@ -230,10 +233,12 @@ def seeds(args) -> dict:
 
 def speed(args) -> dict:
     torch.set_default_dtype(torch.float32)
+    from suite.memory import keep_freed_memory
     from suite.registry import create_task
     from suite.runner import train_step
-    from suite.speed import measure
+    from suite.speed import SpeedCase, floor_fn, measure
 
+    malloc = keep_freed_memory()  # for both sides, as a training process of the suite runs (SUITE_MALLOC)
     mod = load_authors(args.authors, args.mode, args.K, args.M, args.L, args.hidden, args.batch, "authors")
     torch.manual_seed(0)
     np.random.seed(0)
@@ -266,11 +271,15 @@ def speed(args) -> dict:
         x, y = task.train_batch(count["suite"], args.batch, 0)
         train_step(suite, s_opts, task, x, y, count["suite"]).item()
 
-    med = measure({"authors": authors_step, "suite": suite_step}, rounds=args.rounds, warmup=2)
+    # the suite's floor for this case (its unavoidable GEMMs and the map, suite.speed.floor_fn)
+    floor = floor_fn(suite, SpeedCase(n=args.hidden, T=args.L + 20, B=args.batch, d_in=10, d_out=9))
+    med = measure({"authors": authors_step, "suite": suite_step, "floor": floor}, rounds=args.rounds, warmup=3)
     return {"part": "speed", "mode": args.mode, "threads": torch.get_num_threads(), "L": args.L,
             "hidden": args.hidden, "batch": args.batch, "rounds": args.rounds,
-            "authors_ms": med["authors"] * 1e3, "suite_ms": med["suite"] * 1e3,
-            "ratio": med["suite"] / med["authors"]}
+            "malloc": "kept" if malloc else "system", "authors_ms": med["authors"] * 1e3,
+            "suite_ms": med["suite"] * 1e3,
+            "floor_ms": med["floor"] * 1e3, "ratio": med["suite"] / med["authors"],
+            "floor_ratio": med["floor"] / med["authors"]}
 
 
 def main(argv=None) -> int:
@@ -321,8 +330,9 @@ def main(argv=None) -> int:
         r = speed(args)
         results.append(r)
         print(f"training step, copying L={r['L']}, n={r['hidden']}, batch {r['batch']}, {args.mode}, float32, "
-              f"{r['threads']} threads, median of {r['rounds']} interleaved rounds: authors {r['authors_ms']:.1f} "
-              f"ms, suite {r['suite_ms']:.1f} ms, suite / authors = {r['ratio']:.2f}")
+              f"{r['threads']} threads, freed memory {r['malloc']}, median of {r['rounds']} interleaved rounds: "
+              f"authors {r['authors_ms']:.1f} ms, suite {r['suite_ms']:.1f} ms, suite / authors = {r['ratio']:.2f}; "
+              f"the suite's floor {r['floor_ms']:.1f} ms, floor / authors = {r['floor_ratio']:.2f}")
     print(f"({time.time() - t0:.0f} s)", file=sys.stderr)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
