@@ -22,11 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from suite.cli import DEFAULT_SEEDS, _seeds, plan
+from suite.memory import keep_freed_memory
 from suite.runner import build, evaluate, gradient_profile, make_optimizers, spectrum, train_step
 
 
 def cost(config, steps: int) -> tuple[float, float]:
     """(CPU seconds per training step, CPU seconds per evaluation)."""
+    keep_freed_memory()  # as the runs themselves (suite.memory)
     task, model = build(config)
     opts = make_optimizers(model, config)
 

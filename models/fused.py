@@ -103,6 +103,7 @@ class FusedRecurrence(torch.autograd.Function):
         return H
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # out= ops: a second derivative is refused clearly
     def backward(ctx, gH):
         W, H, h0, S = ctx.saved_tensors
         T, B, n = gH.shape
@@ -172,6 +173,7 @@ class FusedComplexModReLU(torch.autograd.Function):
         return H
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # out= ops: a second derivative is refused clearly
     def backward(ctx, gH):
         M, b, H, h0, R = ctx.saved_tensors
         T, B, n2 = gH.shape

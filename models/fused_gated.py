@@ -6,7 +6,7 @@
 with torch.nn.GRU's parameters (gate rows r, z, n). Built like ``models.fused``: the input projection
 is one batched GEMM before the loop (both bias sets folded in through a ones column, except b_hn, which
 sits inside r ∘ (·) and is laid down as the start of the recurrent product instead); per step one
-``addmm`` and four elementwise ops forward, one ``addmm`` and eight elementwise ops backward, no autograd
+``addmm`` and four elementwise ops forward, one ``addmm`` and nine elementwise ops backward, no autograd
 graph; the weight and bias gradients are one GEMM per weight after the loop.
 
 Layout: inside the loops every per-step quantity is feature-major, (features, B), so each gate block
@@ -70,6 +70,7 @@ class FusedGRU(torch.autograd.Function):
         return H
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # out= ops: a second derivative is refused clearly
     def backward(ctx, gH):
         X1, w_ih, W, h0, Q, HT, H = ctx.saved_tensors
         T, n, B = HT.shape

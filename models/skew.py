@@ -37,6 +37,8 @@ def expm(A: torch.Tensor) -> torch.Tensor:
     to float rounding at every degree, and the squarings keep it so. Values agree with matrix_exp to
     ~1e-14 in float64 and are closer to the exact exponential in float32 (tests/test_expm.py).
     """
+    if A.dim() != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"expm takes one square matrix; got shape {tuple(A.shape)}")
     norm = float(torch.linalg.matrix_norm(A.detach(), 1))
     if not math.isfinite(norm):  # a diverged run: let the non-finite values through, as matrix_exp does
         return torch.linalg.matrix_exp(A)

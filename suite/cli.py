@@ -475,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
 
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        if args.command in ("run", "tune", "speed"):
+            from suite.memory import malloc_setting
+
+            malloc_setting()  # a bad SUITE_MALLOC is refused here, before any run starts
         return args.fn(args)
     except SuiteError as e:
         print(f"suite: error: {e}", file=sys.stderr)

@@ -5,8 +5,9 @@ pre-activations and their gradients: 25-100 MB each at T=1000). glibc's malloc s
 large with a fresh ``mmap`` and returns them to the system on ``free``, so every step touches every
 page of them anew: one page fault per 4 KiB, which on a 2-core machine cost 15-40% of a step (measured
 with ``suite speed``, the same rows with and without this setting, in docs/performance.md). Turning
-``mmap`` off for ordinary allocations and never trimming the heap keeps those pages mapped: the
-process's resident memory then stays at its peak instead of following each step's rise and fall.
+``mmap`` off for ordinary allocations and the heap's automatic trimming off keeps those pages mapped
+for the rest of the run. Between runs, ``release_freed_memory`` hands the freed heap back to the
+system, so one run's peak memory is not carried into the next run of the same worker process.
 
 ``SUITE_MALLOC=system`` leaves the C library's defaults alone. Outside glibc (macOS, musl) nothing is
 changed.
@@ -15,26 +16,48 @@ changed.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
+from suite.errors import ConfigError
+
+MALLOC_SETTINGS = ("keep", "system")
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
 _STATE: list[bool] = []
 
 
+def malloc_setting() -> str:
+    """SUITE_MALLOC, checked: "keep" (the default) or "system"."""
+    value = os.environ.get("SUITE_MALLOC", "keep")
+    if value not in MALLOC_SETTINGS:
+        raise ConfigError(f"invalid SUITE_MALLOC={value!r}; valid: {', '.join(MALLOC_SETTINGS)}")
+    return value
+
+
+def _glibc():
+    """The C library this process allocates with, when it is glibc (it has ``mallopt``)."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt, trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    trim.argtypes = [ctypes.c_size_t]
+    return libc
+
+
 def keep_freed_memory() -> bool:
-    """Apply the setting once per process; True when it is in force."""
+    """Apply the setting once per process (every process that trains or times steps calls this);
+    True when it is in force."""
     if _STATE:
         return _STATE[0]
     ok = False
-    if os.environ.get("SUITE_MALLOC", "keep") != "system":
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
-        except (OSError, AttributeError):  # not glibc: nothing to tune
-            mallopt = None
-        if mallopt is not None:
-            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-            ok = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    if malloc_setting() == "keep" and (libc := _glibc()) is not None:
+        ok = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     _STATE.append(ok)
     return ok
+
+
+def release_freed_memory() -> None:
+    """Return the freed heap to the system (between runs: a run's peak memory is its own)."""
+    if _STATE and _STATE[0]:
+        _glibc().malloc_trim(0)

@@ -41,8 +41,10 @@ def stored_ms_per_step(db: str | Path, config) -> tuple[float, str] | None:
 
 def measured_ms_per_step(config, device: str = "cpu", steps: int = 2) -> float:
     """Time real training steps of ``config`` (after one warm-up step) on ``device``."""
+    from suite.memory import keep_freed_memory
     from suite.runner import build, make_optimizers, train_step
 
+    keep_freed_memory()  # as the runs themselves (suite.memory)
     task, model = build(config, device)
     opts = make_optimizers(model, config)
     times = []

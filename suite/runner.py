@@ -26,7 +26,7 @@ import torch
 from models.base import RecurrentModel, orthogonality_error
 from suite.config import OPTIMIZERS, RunConfig
 from suite.errors import ConfigError, SuiteError
-from suite.memory import keep_freed_memory
+from suite.memory import keep_freed_memory, release_freed_memory
 from suite.registry import TASKS, create_model, create_task
 from suite.seeding import seeded
 from suite.store import Records, Store
@@ -56,7 +56,6 @@ def resolve_device(device: str) -> torch.device:
 
 def build(config: RunConfig, device: torch.device | str = "cpu"):
     """(task, model) for a config; the model is initialized under the run's seed."""
-    keep_freed_memory()  # every process that trains: steps reuse their buffers' pages (suite.memory)
     task = create_task(config.task, **config.task_kwargs())
     with seeded(config.seed):
         model = create_model(config.model, d_in=task.d_in, d_out=task.d_out, output=task.output,
@@ -287,6 +286,8 @@ def execute(config: RunConfig, store: Store, device: str = "auto", force: bool =
 
 def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progress: bool, stop=None) -> Outcome:
     run_id = config.run_id
+    keep_freed_memory()  # the steps reuse their buffers' pages (suite.memory)
+    release_freed_memory()  # what earlier runs of this process freed: this run's peak memory is its own
     task, model = build(config, dev)
     task.check()
     opts = make_optimizers(model, config)

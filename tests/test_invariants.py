@@ -11,7 +11,7 @@ from suite.runner import make_optimizers, train_step
 from suite.seeding import seeded
 from tests.conftest import constrained_models
 
-# float32 matrix_exp is orthogonal only to ~1e-5 once ||A|| ~ 1 (expRNN, arXiv:1901.08428); measured
+# float32 matrix exponentials are orthogonal only to ~1e-5 once ||A|| ~ 1 (expRNN, arXiv:1901.08428); measured
 # maximum over these runs: see docs/models.md. Every other map must meet 1e-5.
 BOUND = {"default": 1e-5}
 # one rate for every group, as the measurements in docs/models.md; optimizer per group as the runner does

@@ -1,13 +1,17 @@
-"""suite.memory: a freed step-sized buffer is reused without page faults, the process's memory stays
-bounded over many real training steps, and SUITE_MALLOC=system opts out. Each case runs in a fresh
-interpreter (the setting is per process and cannot be undone)."""
+"""suite.memory: a freed step-sized buffer is reused without page faults, freed memory goes back to the
+system between runs, memory stays bounded over many real training steps, and SUITE_MALLOC=system
+opts out (a bad value is refused). Each case runs in a fresh interpreter (the setting
+is per process and cannot be undone)."""
 
 import json
 import os
+import platform
 import subprocess
 import sys
 
 import pytest
+
+from tests.helpers import cli
 
 FAULTS = """
 import json, resource, torch
@@ -26,9 +30,11 @@ print(json.dumps({"on": on, "faults": (resource.getrusage(resource.RUSAGE_SELF).
 GROWTH = """
 import json, resource, torch
 from suite.config import RunConfig
+from suite.memory import keep_freed_memory
 from suite.runner import build, make_optimizers, train_step
+keep_freed_memory()
 config = RunConfig(model="gru", task="copying", hidden=190, batch_size=32, task_options={"T": 300})
-task, model = build(config)  # build() applies the setting
+task, model = build(config)
 opts = make_optimizers(model, config)
 rss = []
 for step in range(1, 61):
@@ -38,13 +44,26 @@ for step in range(1, 61):
 print(json.dumps({"rss": rss}))
 """
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+RELEASE = """
+import json, torch
+from suite.memory import keep_freed_memory, release_freed_memory
+def rss():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) // 1024
+keep_freed_memory()
+base = rss()
+torch.empty(64 * 2**20).fill_(1.0)  # 256 MiB, written, freed: kept by the process
+kept = rss()
+release_freed_memory()  # what the runner does before each run
+print(json.dumps({"base": base, "kept": kept, "released": rss()}))
+"""
+
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the setting tunes glibc's malloc")
 
 
-def probe(code: str, **env) -> dict:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+def probe(code: str, *args, **env) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
-    return json.loads(out.stdout)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_freed_buffers_are_reused_without_page_faults():
@@ -58,3 +77,17 @@ def test_freed_buffers_are_reused_without_page_faults():
 def test_memory_stays_bounded_over_real_training_steps():
     early, late = probe(GROWTH)["rss"]
     assert late <= 1.1 * early, f"peak RSS grew from {early} to {late} KiB between steps 20 and 60"
+
+
+def test_freed_memory_is_released_between_runs():
+    """So that a run's recorded peak memory is its own, not an earlier run's of the same worker."""
+    m = probe(RELEASE)
+    assert m["kept"] > m["base"] + 200, m  # MiB: the freed buffer stays resident within a run
+    assert m["released"] < m["base"] + 50, m
+
+
+def test_a_bad_setting_is_refused_before_anything_runs(tmp_path):
+    res = cli("run", "--models", "rnn", "--tasks", "copying", "--steps", "2", "--db", str(tmp_path / "s.db"),
+              env={"SUITE_MALLOC": "off"})
+    assert res.returncode == 2 and "SUITE_MALLOC='off'" in res.stderr and "keep, system" in res.stderr
+    assert not (tmp_path / "s.db").exists()
