@@ -76,3 +76,10 @@ def test_engine_choice_is_checked():
     with pytest.raises(ConfigError, match=r"invalid engine='fused' for lstm; valid choices: 'auto', 'torch'"):
         create_model("lstm", d_in=2, d_out=2, hidden=4, engine="fused")
     assert create_model("lstm", d_in=2, d_out=2, hidden=4, engine="torch").engine == "torch"
+
+
+def test_auto_engine_keeps_torch_kernel_off_cpu():
+    """On any other device (cuDNN on CUDA) "auto" runs torch's module; a meta tensor stands in for one."""
+    model = create_model("gru", d_in=3, d_out=2, hidden=6)
+    assert not model._fused(torch.empty(1, 1, 3, device="meta"))
+    assert create_model("gru", d_in=3, d_out=2, hidden=6, engine="fused")._fused(torch.empty(1, 1, 3, device="meta"))
