@@ -50,6 +50,6 @@ def test_every_mission_model_within_its_floor(case):
     and W's map), at the default case and at the copying setting (length 100 + 20, batch 128)."""
     rows = speed_table(list_models(mission=True), case, TARGET["baseline"], rounds=3)
     print("\n" + format_table(rows, case, TARGET["baseline"]))
-    over = {r["model"]: round(r["floor_ratio"], 2) for r in rows
-            if r["floor_ratio"] is not None and r["floor_ratio"] > FLOOR_LIMIT}
+    over = {r["model"]: round(r["floor_ratio"], 2) for r in rows  # the baseline row is a reference only
+            if r["model"] != TARGET["baseline"] and r["floor_ratio"] is not None and r["floor_ratio"] > FLOOR_LIMIT}
     assert not over, f"over {FLOOR_LIMIT}x the floor: {over}"
