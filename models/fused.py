@@ -128,6 +128,12 @@ class FusedRecurrence(torch.autograd.Function):
         return (dZ if need_xu else None), dW, db, dh0, None, None
 
 
+def _writable(x: torch.Tensor) -> bool:
+    """A handed-over input the kernels may write the states over: contiguous, not a view of another
+    tensor, not a leaf that autograd must keep."""
+    return x.is_contiguous() and not x._is_view() and not (x.is_leaf and x.requires_grad)
+
+
 def realify(W: torch.Tensor) -> torch.Tensor:
     """M (2n x 2n, real) with [Re h, Im h] @ M = [Re z, Im z] for z = h W^T (differentiable)."""
     Wr, Wi = W.real.t(), W.imag.t()
@@ -232,8 +238,7 @@ def complex_recurrence(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
     """Complex modReLU recurrence in real form: X (T, B, 2n) = [Re u | Im u], W complex (n, n);
     returns [Re h_t | Im h_t] for every step, (T, B, 2n). ``inplace``: the caller hands ``X`` over (a
     contiguous intermediate it will not read again) and the states are written over it."""
-    inplace = inplace and X.is_contiguous() and not X._is_view() and not (X.is_leaf and X.requires_grad)
-    return FusedComplexModReLU.apply(X, realify(W).to(X.dtype), b.to(X.dtype), h0, inplace)
+    return FusedComplexModReLU.apply(X, realify(W).to(X.dtype), b.to(X.dtype), h0, inplace and _writable(X))
 
 
 def recurrence(xu: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None,
@@ -251,5 +256,4 @@ def recurrence(xu: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None,
         h02 = None if h0 is None else torch.cat([h0.real, h0.imag], -1)
         H = complex_recurrence(torch.cat([xu.real, xu.imag], -1), W, b, h02, inplace=True)
         return torch.complex(H[..., :n], H[..., n:])
-    inplace = inplace and xu.is_contiguous() and not xu._is_view() and not (xu.is_leaf and xu.requires_grad)
-    return FusedRecurrence.apply(xu, W.to(xu.dtype), b, h0, kind, inplace)
+    return FusedRecurrence.apply(xu, W.to(xu.dtype), b, h0, kind, inplace and _writable(xu))
