@@ -22,7 +22,7 @@ from suite.errors import ConfigError
 
 MALLOC_SETTINGS = ("keep", "system")
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
-_STATE: list[bool] = []
+_LIBC: list = []  # once per process: the glibc handle when the setting is in force, else None
 
 
 def malloc_setting() -> str:
@@ -48,16 +48,15 @@ def _glibc():
 def keep_freed_memory() -> bool:
     """Apply the setting once per process (every process that trains or times steps calls this);
     True when it is in force."""
-    if _STATE:
-        return _STATE[0]
-    ok = False
-    if malloc_setting() == "keep" and (libc := _glibc()) is not None:
-        ok = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-    _STATE.append(ok)
-    return ok
+    if not _LIBC:
+        libc = _glibc() if malloc_setting() == "keep" else None
+        if libc is not None and not (libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)):
+            libc = None
+        _LIBC.append(libc)
+    return _LIBC[0] is not None
 
 
 def release_freed_memory() -> None:
     """Return the freed heap to the system (between runs: a run's peak memory is its own)."""
-    if _STATE and _STATE[0]:
-        _glibc().malloc_trim(0)
+    if _LIBC and _LIBC[0] is not None:
+        _LIBC[0].malloc_trim(0)
