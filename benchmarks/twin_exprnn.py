@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -51,8 +50,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from twin_spread import checkpoints, spread_rows  # noqa: E402  (benchmarks/, this script's folder)
+
 from suite.config import RunConfig  # noqa: E402
-from suite.runner import make_optimizers  # noqa: E402
+from suite.runner import make_optimizers, train_step  # noqa: E402
 from suite.seeding import seeded  # noqa: E402
 
 
@@ -183,7 +184,7 @@ def seeds(args) -> dict:
     torch.set_default_dtype(torch.float32)
     from suite.registry import create_task
 
-    marks = sorted({0, *range(args.every - 1, args.seed_steps, args.every), args.seed_steps - 1})
+    marks = checkpoints(args.seed_steps, args.every)
     curves = {"authors": [], "suite": []}
     task = create_task("copying", T=args.L, K=10, layout="B")
     cfg = RunConfig(model=args.mode, task="copying", lr=args.lr, orth_lr=args.lr / 10, rmsprop_alpha=0.99,
@@ -207,27 +208,14 @@ def seeds(args) -> dict:
             loss.backward()
             for o in a_opts:
                 o.step()
-            xs, ys = task.train_batch(step + 1, args.batch, seed)
-            loss_s = task.loss(suite(xs), ys)
-            for o in s_opts:
-                o.zero_grad()
-            loss_s.backward()
-            for o in s_opts:
-                o.step()
-            suite.after_step(step + 1)
+            loss_s = train_step(suite, s_opts, task, *task.train_batch(step + 1, args.batch, seed), step + 1)
             if step in marks:
                 ca.append(loss.item())
                 cs.append(loss_s.item())
         curves["authors"].append(ca)
         curves["suite"].append(cs)
         print(f"  seed {seed}: final loss authors {ca[-1]:.4f}, suite {cs[-1]:.4f}", file=sys.stderr)
-    rows = []
-    for i, m in enumerate(marks):
-        a = [c[i] for c in curves["authors"]]
-        s = [c[i] for c in curves["suite"]]
-        ma, sa, ms, ss = statistics.fmean(a), statistics.stdev(a), statistics.fmean(s), statistics.stdev(s)
-        rows.append({"step": m + 1, "authors_mean": ma, "authors_std": sa, "suite_mean": ms, "suite_std": ss,
-                     "within_spread": abs(ma - ms) <= max(sa, ss)})
+    rows = spread_rows(marks, curves["authors"], curves["suite"], "authors")
     return {"part": "seeds", "mode": args.mode, "seeds": args.seeds, "steps": args.seed_steps, "rows": rows}
 
 
@@ -235,7 +223,6 @@ def speed(args) -> dict:
     torch.set_default_dtype(torch.float32)
     from suite.memory import keep_freed_memory
     from suite.registry import create_task
-    from suite.runner import train_step
     from suite.speed import SpeedCase, floor_fn, measure
 
     malloc = keep_freed_memory()  # for both sides, as a training process of the suite runs (SUITE_MALLOC)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from twin_spread import checkpoints, spread_rows  # noqa: E402  (benchmarks/, this script's folder)
 
 from suite.seeding import seeded  # noqa: E402
 
@@ -112,7 +113,7 @@ def seeds(args) -> dict:
     from suite.registry import create_task
 
     task = create_task("copying", T=args.L, K=10, layout="B")
-    marks = sorted({0, *range(args.every - 1, args.seed_steps, args.every), args.seed_steps - 1})
+    marks = checkpoints(args.seed_steps, args.every)
     curves = {"theirs": [], "ours": []}
     for seed in range(args.seeds):
         mod = load_example(args.geotorch, args.L, args.hidden)
@@ -144,13 +145,7 @@ def seeds(args) -> dict:
         curves["theirs"].append(ct)
         curves["ours"].append(co)
         print(f"  seed {seed}: final loss geotorch example {ct[-1]:.4f}, suite {co[-1]:.4f}", file=sys.stderr)
-    rows = []
-    for i, m in enumerate(marks):
-        a = [c[i] for c in curves["theirs"]]
-        s = [c[i] for c in curves["ours"]]
-        ma, sa, ms, ss = statistics.fmean(a), statistics.stdev(a), statistics.fmean(s), statistics.stdev(s)
-        rows.append({"step": m + 1, "theirs_mean": ma, "theirs_std": sa, "suite_mean": ms, "suite_std": ss,
-                     "within_spread": abs(ma - ms) <= max(sa, ss)})
+    rows = spread_rows(marks, curves["theirs"], curves["ours"], "theirs")
     return {"part": "seeds", "seeds": args.seeds, "steps": args.seed_steps, "rows": rows,
             "input_bias": not args.no_input_bias}
 
