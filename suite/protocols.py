@@ -49,7 +49,7 @@ def _p(name, scales, task, source, authors="", note="", **values) -> Protocol:
     return Protocol(name, tuple(scales), task, vals, source, authors, note)
 
 
-_QUICK = "suite quick scale (the main job: about ten minutes on two CPU cores)"
+_QUICK = "suite quick scale (the main job: about five minutes on two CPU cores)"
 _EVAL = dict(eval_every=100, eval_batch_size=500)
 _EVAL_NOTE = "evaluation schedule and set sizes are the suite's (the paper shows training curves)"
 
