@@ -13,7 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.base import orthogonality_error
+from suite.contract import orthogonality_error
 from suite.registry import create_model
 from suite.seeding import seeded
 

@@ -8,8 +8,8 @@ every group) at hidden size N; docs/models.md quotes its output for N=24 and 190
 
 import sys
 
-from models.base import orthogonality_error
 from suite.config import RunConfig
+from suite.contract import orthogonality_error
 from suite.registry import MODELS, create_model, create_task
 from suite.runner import make_optimizers, train_step
 from suite.seeding import seeded

@@ -76,7 +76,7 @@ def load_authors(path: Path, mode: str, K: int, M: int, L: int, n: int, batch: i
     if expm == "torch":
         mod.param = torch.linalg.matrix_exp
     elif expm == "suite":
-        from models.skew import expm as suite_expm
+        from suite.models.skew import expm as suite_expm
 
         mod.param = suite_expm
     return mod

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.base import GroupSpec, RecurrentModel
+from suite.contract import GroupSpec, RecurrentModel
 from suite.errors import check_range
 from suite.registry import register_model
 

@@ -7,7 +7,7 @@ W is computed once per forward pass, never per time step; the input projection U
 the loop; the loop iterates with ``unbind`` (indexing ``xu[t]`` is ~6x slower on CPU). Row-vector form
 is used inside: ``h_t = sigma(h_{t-1} W^T + u_t)``, so W keeps the papers' column convention.
 
-``recurrence`` dispatches to a fused autograd kernel (``models.fused``; Triton on CUDA) where the
+``recurrence`` dispatches to a fused autograd kernel (``models.kernels.fused``; Triton on CUDA) where the
 activation allows, and keeps ``reference_recurrence`` as the readable reference implementation.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.base import RecurrentModel
+from suite.contract import RecurrentModel
 from suite.errors import ConfigError, check_choice
 
 ENGINES = ("auto", "fused", "triton", "triton-tf32", "triton-bf16", "reference")
@@ -109,7 +109,7 @@ _TRITON_BROKEN: list[str] = []  # the auto-chosen Triton kernel failed here once
 def resolve_engine(engine: str, xu: torch.Tensor, act: Activation) -> str:
     """The engine ``auto`` picks: Triton on CUDA (real float32 states), the fused kernel where the
     activation allows, else the reference loop."""
-    from models import fused
+    from suite.models.kernels import fused
 
     if engine != "auto":
         return engine
@@ -137,7 +137,7 @@ def recurrence(xu: torch.Tensor, W: torch.Tensor, act: Activation,
 
 
 def _run(engine: str, xu, W, act, h0, inplace: bool = False) -> torch.Tensor:
-    from models import fused
+    from suite.models.kernels import fused
 
     if engine == "reference":
         return torch.stack(reference_recurrence(xu, W, act, h0))
@@ -149,7 +149,7 @@ def _run(engine: str, xu, W, act, h0, inplace: bool = False) -> torch.Tensor:
         )
     bias = None if act.fold_bias else act.bias
     if engine.startswith("triton"):
-        from models import triton_rnn
+        from suite.models.kernels import triton_rnn
 
         precision = engine.partition("-")[2] or "ieee"
         return triton_rnn.recurrence(xu, W, bias, h0, act.kind, precision=precision)
@@ -181,7 +181,7 @@ def init_readout(readout: nn.Linear, kind: str) -> None:
 
 def check_engine(engine: str, activation: str, is_complex: bool) -> None:
     """Engine/state compatibility, at construction (not at the first forward pass)."""
-    from models import fused
+    from suite.models.kernels import fused
 
     check_choice("engine", engine, ENGINES)
     if engine.startswith("triton") and is_complex:
@@ -268,7 +268,7 @@ class RecurrentNet(RecurrentModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         W = self.transition.matrix()
         if self.transition.is_complex and self.engine in ("auto", "fused"):
-            from models import fused  # real form end to end: no complex tensors in the hot path
+            from suite.models.kernels import fused  # real form end to end: no complex tensors in the hot path
 
             X = self._inputs(x, complex_form=False)  # complex states always use modReLU
             if fused.supports(self.act.kind, X):

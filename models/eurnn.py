@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 
 import torch
+from suite.models.engine import RecurrentNet, Transition
 from torch import nn
 
-from models.engine import RecurrentNet, Transition
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
 

@@ -1,7 +1,7 @@
 """Gated baselines: LSTM and GRU, on torch.nn.LSTM / nn.GRU's parameters.
 
 ``engine``: "torch" runs torch's module (cuDNN on GPU); "fused" runs the hand-written kernel of
-``models.fused_gated`` (same equations, same parameters; faster than torch's on CPU); "auto" picks the
+``models.kernels.fused_gated`` (same equations, same parameters; faster than torch's on CPU); "auto" picks the
 fused kernel on CPU and torch's module elsewhere.
 
 They have no single recurrent matrix; ``recurrent_matrix`` returns the candidate block
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.base import RecurrentModel
+from suite.contract import RecurrentModel
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
 
@@ -53,7 +53,7 @@ class Gated(RecurrentModel):
     def forward(self, x):
         if not self._fused(x):
             return self._readout(self.rnn(x)[0])
-        from models import fused_gated
+        from suite.models.kernels import fused_gated
 
         r = self.rnn  # time-major inside (x is transposed while it is narrow); only (T, B, d_out) goes back
         H = fused_gated.gru(x.transpose(0, 1).contiguous(), r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0,

@@ -32,7 +32,7 @@ import math
 import torch
 from torch import nn
 
-from models.base import GroupSpec, RecurrentModel
+from suite.contract import GroupSpec, RecurrentModel
 from suite.errors import ConfigError, check_range
 from suite.registry import register_model
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 import math
 
 import torch
+from suite.models.engine import RecurrentNet, Transition
+from suite.models.skew import SKEW_INITS, expm, skew
 from torch import nn
 
-from models.base import GroupSpec
-from models.engine import RecurrentNet, Transition
-from models.skew import SKEW_INITS, expm, skew
+from suite.contract import GroupSpec
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
 

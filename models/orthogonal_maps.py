@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 
 import torch
+from suite.models.engine import RecurrentNet, Transition
+from suite.models.exprnn import _exprnn_inits
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from models.engine import RecurrentNet, Transition
-from models.exprnn import _exprnn_inits
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
 

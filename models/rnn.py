@@ -6,9 +6,9 @@ It runs on the same engine as the orthogonal models, so it shows what the constr
 from __future__ import annotations
 
 import torch
+from suite.models.engine import RecurrentNet, Transition
 from torch import nn
 
-from models.engine import RecurrentNet, Transition
 from suite.errors import check_range
 from suite.registry import register_model
 

@@ -20,9 +20,9 @@ import math
 
 import numpy as np
 import torch
+from suite.models.engine import RecurrentNet, Transition
 from torch import nn
 
-from models.engine import RecurrentNet, Transition
 from suite.errors import check_range
 from suite.registry import register_model
 

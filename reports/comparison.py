@@ -7,9 +7,8 @@ import math
 from pathlib import Path
 
 import pandas as pd
-
-from reports import stats
-from reports.data import Group, Run, protocol_of
+from suite.reports import stats
+from suite.reports.data import Group, Run, protocol_of
 
 VALUE = "test_at_best_val"  # the headline number: test metric at the best validation evaluation
 
@@ -34,7 +33,7 @@ def frame(by_block: dict[str, list[Group]]) -> pd.DataFrame:
 
 
 def higher_is_better(by_block: dict[str, list[Group]]) -> dict[str, bool]:
-    from reports.data import task_info
+    from suite.reports.data import task_info
 
     return {b: task_info(gs).get("higher_is_better", True) for b, gs in by_block.items()}
 
@@ -93,8 +92,7 @@ def tuning(trials: list[Run], out: Path, colors: dict) -> list[dict]:
     """Per protocol: the search figure (validation metric against lr, per model) and the chosen settings."""
     import matplotlib.pyplot as plt
     import seaborn as sns
-
-    from reports.render import slug
+    from suite.reports.render import slug
 
     rows = []
     for r in trials:

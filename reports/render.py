@@ -9,10 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from suite.reports import comparison, figures
+from suite.reports.data import Group, differences, group, load, task_info
+from suite.reports.published import PUBLISHED, matching, model_init
 
-from reports import comparison, figures
-from reports.data import Group, differences, group, load, task_info
-from reports.published import PUBLISHED, matching, model_init
 from suite.errors import ConfigError
 
 RUN_FIELDS = ("steps", "batch_size", "hidden", "optimizer", "lr", "orth_optimizer", "orth_lr",
@@ -238,7 +238,7 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
         figures.plt.close("all")
         tuning = [{"error": _why(e)}]
     planned |= {t["figure"] for t in tuning or [] if t.get("figure")}
-    env = Environment(loader=PackageLoader("reports", "templates"),
+    env = Environment(loader=PackageLoader("suite.reports", "templates"),
                       autoescape=select_autoescape(["html", "css"], default=True))
     html = env.get_template("index.html").render(
         title="Orthogonal & unitary RNN benchmark", generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),

@@ -107,7 +107,7 @@ def plan_resolved(args) -> list:
 
 def _engine_errors(configs, device: str) -> list[str]:
     """Triton engines need a CUDA device (or Triton's CPU interpreter): say so at plan time."""
-    from models.fused import triton_available, triton_interpreted
+    from suite.models.kernels.fused import triton_available, triton_interpreted
     from suite.runner import resolve_device
 
     triton = [c for c in configs if str(dict(c.model_options).get("engine", "")).startswith("triton")]
@@ -213,7 +213,7 @@ def cmd_run(args) -> int:
             print(f"  FAILED {o.run_id}: {o.error}", file=sys.stderr)
     code = 1 if counts.get("failed") else 0
     if not args.no_report:  # the runs are in the store whatever happens to their report
-        from reports.render import render_report
+        from suite.reports.render import render_report
 
         try:
             index = render_report(args.db, args.report_dir)
@@ -326,7 +326,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from reports.render import render_report
+    from suite.reports.render import render_report
 
     _open_store(args.db, read_only=True).close()  # a clear error for a missing, foreign or damaged store
     print(render_report(args.db, args.out))

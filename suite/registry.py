@@ -68,7 +68,8 @@ class Registry:
             key = name or f.__name__
             if key in self._entries and self._entries[key].factory is not f:
                 raise ConfigError(f"{self.kind} {key!r} is registered twice")
-            source = "builtin" if f.__module__.split(".")[0] == self.builtin else f.__module__
+            builtin = f.__module__ == self.builtin or f.__module__.startswith(self.builtin + ".")
+            source = "builtin" if builtin else f.__module__
             cls = self._check_contract(key, f)
             facts = None
             if self.contract:
@@ -151,8 +152,8 @@ class Registry:
         return {k: (None if p.default is p.empty else p.default) for k, p in params.items()}
 
 
-MODELS = Registry("model", "ortho_rnn_suite.models", "models", "models.base:RecurrentModel")
-TASKS = Registry("task", "ortho_rnn_suite.tasks", "tasks")
+MODELS = Registry("model", "ortho_rnn_suite.models", "suite.models", "suite.contract:RecurrentModel")
+TASKS = Registry("task", "ortho_rnn_suite.tasks", "suite.tasks")
 
 register_model = MODELS.register
 list_models = MODELS.names

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from models.base import RecurrentModel, orthogonality_error
 from suite.config import OPTIMIZERS, RunConfig
+from suite.contract import RecurrentModel, orthogonality_error
 from suite.errors import ConfigError, SuiteError
 from suite.memory import keep_freed_memory, release_freed_memory
 from suite.registry import TASKS, create_model, create_task

@@ -1,6 +1,13 @@
-"""Tasks, one file each; importing this package registers every built-in task."""
+"""Tasks, one file each; importing this package registers every built-in task (modules are
+discovered: every module of this folder is imported)."""
 
-from tasks import adding, copying, digits, mnist, mnist1d, timit  # noqa: F401
-from tasks.base import Task
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.ispkg and not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+from suite.tasks.base import Task  # noqa: E402
 
 __all__ = ["Task"]

@@ -3,9 +3,9 @@ engine's own rules (W once per forward, dispatch)."""
 
 import pytest
 import torch
+from suite.models.engine import ACTIVATIONS, recurrence, reference_recurrence, resolve_engine
+from suite.models.kernels import fused
 
-from models import fused
-from models.engine import ACTIVATIONS, recurrence, reference_recurrence, resolve_engine
 from suite.errors import ConfigError
 from suite.registry import create_model
 

@@ -1,10 +1,9 @@
-"""models.skew.expm, the Pade exponential expRNN, dtriv and nnRNN use: values, orthogonality and
+"""suite.models.skew.expm, the Pade exponential expRNN, dtriv and nnRNN use: values, orthogonality and
 gradients against torch.linalg.matrix_exp and finite differences."""
 
 import pytest
 import torch
-
-from models.skew import expm, henaff_init, skew
+from suite.models.skew import expm, henaff_init, skew
 
 N = 12
 

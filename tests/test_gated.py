@@ -3,8 +3,8 @@ float32 to the tolerance documented in docs/performance.md), gradcheck, and the 
 
 import pytest
 import torch
+from suite.models.kernels import fused_gated
 
-from models import fused_gated
 from suite.errors import ConfigError
 from suite.registry import create_model
 

@@ -4,8 +4,8 @@ runner's own optimizers and training step."""
 import pytest
 import torch
 
-from models.base import orthogonality_error, spectral_radius
 from suite.config import RunConfig
+from suite.contract import orthogonality_error, spectral_radius
 from suite.registry import create_model, create_task
 from suite.runner import make_optimizers, train_step
 from suite.seeding import seeded

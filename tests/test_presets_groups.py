@@ -78,7 +78,7 @@ def test_config_identity_unchanged_without_group_settings():
 
 def test_published_numbers_match_through_the_registry_data():
     """The paper's model name comes from the registry entry (published_as), not from a name table."""
-    from reports.published import _EX_P, _SC_M, PUBLISHED, matching
+    from suite.reports.published import _EX_P, _SC_M, PUBLISHED, matching
 
     assert {p.model for p in matching(_SC_M, "scornn_autograd", 170, "cayley")} == {"scoRNN"}
     assert [p.value for p in matching(_EX_P, "dtriv", 170, "cayley")] == [0.951]  # "dtriv-100"

@@ -6,10 +6,10 @@ from html.parser import HTMLParser
 
 import pytest
 import torch
+from suite.reports.data import protocol_of
+from suite.reports.published import PUBLISHED, matching, model_init
+from suite.reports.render import render_report
 
-from reports.data import protocol_of
-from reports.published import PUBLISHED, matching, model_init
-from reports.render import render_report
 from suite.config import RunConfig, apply_values, canonical, scope_of
 from suite.errors import ConfigError
 from suite.presets import PRESETS, SCALES

@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
-from reports.stats import TEST, cd_diagram, per_block, rank_test, sentence
+from suite.reports.stats import TEST, cd_diagram, per_block, rank_test, sentence
 
 
 def long(values: dict[str, dict[str, list[float]]]) -> pd.DataFrame:

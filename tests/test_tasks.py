@@ -7,12 +7,12 @@ import random
 import numpy as np
 import pytest
 import torch
+from suite.tasks.adding import adding_batch
+from suite.tasks.copying import copying_batch
+from suite.tasks.data import read_idx, write_idx
 
 from suite.errors import ConfigError, DataError, DataMissingError
 from suite.registry import create_task
-from tasks.adding import adding_batch
-from tasks.copying import copying_batch
-from tasks.data import read_idx, write_idx
 
 
 @pytest.mark.parametrize("layout", ["A", "B"])
@@ -93,7 +93,7 @@ def test_eval_sets_are_fixed_and_distinct():
 
 
 def test_mnist1d_isolates_global_rngs_and_splits(isolated_cache):
-    from tasks import mnist1d
+    from suite.tasks import mnist1d
 
     mnist1d.generate.cache_clear()  # generate for real, into the fresh cache folder
     mnist1d._split.cache_clear()
@@ -170,7 +170,7 @@ def test_mnist_missing_files_error_names_files_and_folder(tmp_path):
 
 def test_mnist_download_failure_explains_itself(tmp_path, monkeypatch):
     # no network to the mirrors here: the real download attempt must fail cleanly
-    monkeypatch.setattr("tasks.mnist.MIRRORS", ("http://127.0.0.1:9/",))
+    monkeypatch.setattr("suite.tasks.mnist.MIRRORS", ("http://127.0.0.1:9/",))
     with pytest.raises(DataMissingError, match="Download failed"):
         create_task("mnist", data_dir=str(tmp_path)).check()
 

@@ -3,7 +3,7 @@
     r = σ(W_ir x + b_ir + W_hr h + b_hr),   z = σ(W_iz x + b_iz + W_hz h + b_hz)
     n = tanh(W_in x + b_in + r ∘ (W_hn h + b_hn)),   h' = (1 − z) ∘ n + z ∘ h
 
-with torch.nn.GRU's parameters (gate rows r, z, n). Built like ``models.fused``: the input projection
+with torch.nn.GRU's parameters (gate rows r, z, n). Built like ``models.kernels.fused``: the input projection
 is one batched GEMM before the loop (both bias sets folded in through a ones column, except b_hn, which
 sits inside r ∘ (·) and is laid down as the start of the recurrent product instead); per step one
 ``addmm`` and four elementwise ops forward, one ``addmm`` and nine elementwise ops backward, no autograd
