@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 
 import torch
-from suite.models.engine import RecurrentNet, Transition
 from torch import nn
 
 from suite.errors import check_choice, check_range
+from suite.models.engine import RecurrentNet, Transition
 from suite.registry import register_model
 
 

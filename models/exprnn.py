@@ -18,12 +18,12 @@ K = infinity is expRNN, K = 1 is Riemannian gradient descent.
 from __future__ import annotations
 
 import torch
-from suite.models.engine import RecurrentNet, Transition, init_readout
-from suite.models.scornn import _skew_params
-from suite.models.skew import SKEW_INITS, expm, skew
 from torch import nn
 
 from suite.errors import check_choice, check_range
+from suite.models.engine import RecurrentNet, Transition, init_readout
+from suite.models.scornn import _skew_params
+from suite.models.skew import SKEW_INITS, expm, skew
 from suite.registry import register_model
 
 

@@ -24,12 +24,12 @@ n^2 + 2n(d_in + d_out) + 3n + d_out, MNIST n=116: 16,366.
 from __future__ import annotations
 
 import torch
-from suite.models.engine import RecurrentNet, Transition
-from suite.models.urnn import RestrictedUnitary, uniform_inits
 from torch import nn
 
 from suite.contract import GroupSpec
 from suite.errors import check_choice, check_range
+from suite.models.engine import RecurrentNet, Transition
+from suite.models.urnn import RestrictedUnitary, uniform_inits
 from suite.registry import register_model
 
 FULL_URNN = "Wisdom et al., full-capacity unitary RNNs, NeurIPS 2016, arXiv:1611.00035v1"

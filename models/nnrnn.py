@@ -29,12 +29,12 @@ from __future__ import annotations
 import math
 
 import torch
-from suite.models.engine import RecurrentNet, Transition
-from suite.models.skew import SKEW_INITS, expm, skew
 from torch import nn
 
 from suite.contract import GroupSpec
 from suite.errors import check_choice, check_range
+from suite.models.engine import RecurrentNet, Transition
+from suite.models.skew import SKEW_INITS, expm, skew
 from suite.registry import register_model
 
 NNRNN = "Kerg et al., non-normal RNNs, NeurIPS 2019, arXiv:1905.12080v2"

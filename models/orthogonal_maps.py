@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 
 import torch
-from suite.models.engine import RecurrentNet, Transition
-from suite.models.exprnn import _exprnn_inits
 from torch import nn
 from torch.nn.utils import parametrizations
 
 from suite.errors import check_choice, check_range
+from suite.models.engine import RecurrentNet, Transition
+from suite.models.exprnn import _exprnn_inits
 from suite.registry import register_model
 
 

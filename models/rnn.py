@@ -6,10 +6,10 @@ It runs on the same engine as the orthogonal models, so it shows what the constr
 from __future__ import annotations
 
 import torch
-from suite.models.engine import RecurrentNet, Transition
 from torch import nn
 
 from suite.errors import check_range
+from suite.models.engine import RecurrentNet, Transition
 from suite.registry import register_model
 
 

@@ -18,11 +18,11 @@ entry a_ij. A is then updated by its own (elementwise) optimizer, which keeps it
 from __future__ import annotations
 
 import torch
-from suite.models.engine import RecurrentNet, Transition, init_readout
-from suite.models.skew import SKEW_INITS, skew, upper
 from torch import nn
 
 from suite.errors import check_choice, check_range
+from suite.models.engine import RecurrentNet, Transition, init_readout
+from suite.models.skew import SKEW_INITS, skew, upper
 from suite.registry import register_model
 
 

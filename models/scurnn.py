@@ -32,12 +32,12 @@ from __future__ import annotations
 import math
 
 import torch
-from suite.models.engine import RecurrentNet, Transition
-from suite.models.skew import SKEW_INITS
 from torch import nn
 
 from suite.contract import GroupSpec
 from suite.errors import check_choice, check_range
+from suite.models.engine import RecurrentNet, Transition
+from suite.models.skew import SKEW_INITS
 from suite.registry import register_model
 
 SCURNN = "Maduranga, Helfrich & Ye, AAAI 2019, arXiv:1811.04142v2"

@@ -20,10 +20,10 @@ import math
 
 import numpy as np
 import torch
-from suite.models.engine import RecurrentNet, Transition
 from torch import nn
 
 from suite.errors import check_range
+from suite.models.engine import RecurrentNet, Transition
 from suite.registry import register_model
 
 URNN = "Arjovsky, Shah & Bengio, ICML 2016, arXiv:1511.06464v4"

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+
 from suite.reports import stats
 from suite.reports.data import Group, Run, protocol_of
 
@@ -92,6 +93,7 @@ def tuning(trials: list[Run], out: Path, colors: dict) -> list[dict]:
     """Per protocol: the search figure (validation metric against lr, per model) and the chosen settings."""
     import matplotlib.pyplot as plt
     import seaborn as sns
+
     from suite.reports.render import slug
 
     rows = []

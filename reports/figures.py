@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+
 from suite.reports.data import Group
 
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)

@@ -9,11 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from suite.errors import ConfigError
 from suite.reports import comparison, figures
 from suite.reports.data import Group, differences, group, load, task_info
 from suite.reports.published import PUBLISHED, matching, model_init
-
-from suite.errors import ConfigError
 
 RUN_FIELDS = ("steps", "batch_size", "hidden", "optimizer", "lr", "orth_optimizer", "orth_lr",
               "rmsprop_alpha", "clip", "eval_every")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from suite.tasks.base import SyntheticTask
 
 from suite.errors import check_range
 from suite.registry import register_task
+from suite.tasks.base import SyntheticTask
 
 
 def adding_batch(gen: torch.Generator, batch_size: int, T: int):

@@ -17,10 +17,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-from suite.tasks.base import SyntheticTask, classification_scores
 
 from suite.errors import check_choice, check_range
 from suite.registry import register_task
+from suite.tasks.base import SyntheticTask, classification_scores
 
 
 def copying_batch(gen: torch.Generator, batch_size: int, T: int, K: int = 10, layout: str = "A"):

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from suite.tasks.base import TenClassTask, generator
 
 from suite.errors import ConfigError, check_range
 from suite.registry import register_task
+from suite.tasks.base import TenClassTask, generator
 
 PERMUTATION_SEED = 92916
 N_IMAGES = 1797

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from suite.tasks.base import TenClassTask, hold_out
-from suite.tasks.data import atomic_write_bytes, data_root, read_idx
 
 from suite.errors import DataError, DataMissingError, check_range
 from suite.registry import register_task
+from suite.tasks.base import TenClassTask, hold_out
+from suite.tasks.data import atomic_write_bytes, data_root, read_idx
 
 FILES = {
     "train_x": "train-images-idx3-ubyte",

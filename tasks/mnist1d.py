@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from suite.tasks.base import TenClassTask, hold_out
-from suite.tasks.data import atomic_write_bytes, cache_root
 
 from suite.errors import check_range
 from suite.registry import register_task
+from suite.tasks.base import TenClassTask, hold_out
+from suite.tasks.data import atomic_write_bytes, cache_root
 
 
 @contextlib.contextmanager

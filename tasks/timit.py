@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from suite.tasks.base import DatasetTask
-from suite.tasks.data import data_root
 
 from suite.errors import DataError, DataMissingError
 from suite.registry import register_task
+from suite.tasks.base import DatasetTask
+from suite.tasks.data import data_root
 
 BINS = 129
 SPLIT_FILES = {"train": "train.npz", "val": "val.npz", "test": "test.npz"}

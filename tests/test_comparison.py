@@ -4,8 +4,8 @@
 import re
 
 import pytest
-from suite.reports.render import render_report
 
+from suite.reports.render import render_report
 from suite.runner import execute
 from suite.store import Store
 from tests.helpers import tiny

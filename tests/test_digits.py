@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from suite.tasks.digits import load, permutation
 
 from suite.config import RunConfig
 from suite.errors import ConfigError
 from suite.registry import create_task
 from suite.runner import execute
 from suite.store import Store
+from suite.tasks.digits import load, permutation
 
 
 def test_splits_are_fixed_disjoint_and_cover_the_data():

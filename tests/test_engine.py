@@ -3,10 +3,10 @@ engine's own rules (W once per forward, dispatch)."""
 
 import pytest
 import torch
-from suite.models.engine import ACTIVATIONS, recurrence, reference_recurrence, resolve_engine
-from suite.models.kernels import fused
 
 from suite.errors import ConfigError
+from suite.models.engine import ACTIVATIONS, recurrence, reference_recurrence, resolve_engine
+from suite.models.kernels import fused
 from suite.registry import create_model
 
 

@@ -3,6 +3,7 @@ gradients against torch.linalg.matrix_exp and finite differences."""
 
 import pytest
 import torch
+
 from suite.models.skew import expm, henaff_init, skew
 
 N = 12

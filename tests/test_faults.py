@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from suite.tasks.data import write_idx
 
 from suite.store import Store
+from suite.tasks.data import write_idx
 from tests.helpers import ROOT, cli, committed_step
 
 # A small real run: 120 steps, evaluations (with checkpoints) every 20.

@@ -5,9 +5,9 @@ import math
 
 import pytest
 import torch
-from suite.models.skew import skew
 
 from suite.contract import orthogonality_error
+from suite.models.skew import skew
 from suite.registry import create_model
 from suite.seeding import seeded
 

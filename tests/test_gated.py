@@ -3,9 +3,9 @@ float32 to the tolerance documented in docs/performance.md), gradcheck, and the 
 
 import pytest
 import torch
-from suite.models.kernels import fused_gated
 
 from suite.errors import ConfigError
+from suite.models.kernels import fused_gated
 from suite.registry import create_model
 
 

@@ -6,13 +6,13 @@ import math
 
 import pytest
 import torch
+
+from suite.config import RunConfig
+from suite.contract import orthogonality_error
 from suite.models.fcurnn import CayleyUnitary
 from suite.models.lru import LRULayer, associative_scan
 from suite.models.scurnn import ScaledUnitaryCayley, scaled_unitary_cayley, scurnn_gradients, skew_hermitian
 from suite.models.urnn import RestrictedUnitary
-
-from suite.config import RunConfig
-from suite.contract import orthogonality_error
 from suite.registry import create_model, create_task
 from suite.runner import make_optimizers, train_step
 from suite.seeding import seeded

@@ -6,9 +6,6 @@ from html.parser import HTMLParser
 
 import pytest
 import torch
-from suite.reports.data import protocol_of
-from suite.reports.published import PUBLISHED, matching, model_init
-from suite.reports.render import render_report
 
 from suite.config import RunConfig, apply_values, canonical, scope_of
 from suite.errors import ConfigError
@@ -23,6 +20,9 @@ from suite.protocols import (
     resolve_protocol,
 )
 from suite.registry import MODELS, TASKS
+from suite.reports.data import protocol_of
+from suite.reports.published import PUBLISHED, matching, model_init
+from suite.reports.render import render_report
 from suite.runner import execute
 from suite.store import Store
 from tests.helpers import cli, tiny

@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from suite.reports.render import render_report
 
+from suite.reports.render import render_report
 from suite.store import Store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report.db"

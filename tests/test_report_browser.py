@@ -4,8 +4,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from suite.reports.render import render_report
 
+from suite.reports.render import render_report
 from tests.conftest import REQUIRE_BROWSER
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report.db"

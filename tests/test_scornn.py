@@ -5,9 +5,9 @@ import math
 
 import pytest
 import torch
+
 from suite.models.scornn import ScaledCayley, scaled_cayley, scornn_gradient
 from suite.models.skew import skew, upper
-
 from suite.registry import create_model
 from suite.seeding import seeded
 

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 from suite.reports.stats import TEST, cd_diagram, per_block, rank_test, sentence
 
 

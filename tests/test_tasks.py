@@ -7,12 +7,12 @@ import random
 import numpy as np
 import pytest
 import torch
-from suite.tasks.adding import adding_batch
-from suite.tasks.copying import copying_batch
-from suite.tasks.data import read_idx, write_idx
 
 from suite.errors import ConfigError, DataError, DataMissingError
 from suite.registry import create_task
+from suite.tasks.adding import adding_batch
+from suite.tasks.copying import copying_batch
+from suite.tasks.data import read_idx, write_idx
 
 
 @pytest.mark.parametrize("layout", ["A", "B"])

@@ -7,11 +7,10 @@ import torch
 
 triton = pytest.importorskip("triton")
 
+from suite.errors import ConfigError  # noqa: E402
 from suite.models.engine import ACTIVATIONS, reference_recurrence  # noqa: E402
 from suite.models.kernels import triton_rnn  # noqa: E402
 from suite.models.kernels.fused import triton_interpreted  # noqa: E402
-
-from suite.errors import ConfigError  # noqa: E402
 from suite.registry import create_model  # noqa: E402
 from suite.seeding import seeded  # noqa: E402
 

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from suite.reports.data import load
 from suite.reports.render import render_report
-
 from suite.store import SCHEMA_VERSION, Store
 from suite.tune import TUNE_SEED, Space, grid_points, optuna_storage_url
 from tests.helpers import ROOT, cli

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
 from suite.models.kernels.fused import triton_interpreted
 
 KIND = {"modrelu": 0, "tanh": 1, "relu": 2}
