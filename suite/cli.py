@@ -90,6 +90,7 @@ def plan_resolved(args) -> list:
             if not any(_accepts(r.config, key, overrides[key]) for r in resolved):
                 apply_values(resolved[0].config, {key: overrides[key]}, strict=True)  # raises, naming the valid keys
     errors += _engine_errors([r.config for r in resolved], getattr(args, "device", "auto"))
+    errors += _precision_errors([r.config for r in resolved], getattr(args, "device", "auto"))
     seen = set()
     for r in resolved:
         c = r.config
@@ -124,6 +125,26 @@ def _engine_errors(configs, device: str) -> list[str]:
                    f"device {device!r} is not a CUDA device")
             errors.append(f"{c.model}: engine={engine!r} needs a CUDA GPU with Triton, and {why}; use "
                           "engine='auto', 'fused' or 'reference' here")
+    return errors
+
+
+def _precision_errors(configs, device: str) -> list[str]:
+    """A precision the device cannot run (bf16 on a GPU older than compute capability 8.0): at plan time."""
+    from suite.runner import check_precision, resolve_device
+
+    wanted = sorted({c.precision for c in configs} - {"fp32"})
+    if not wanted:
+        return []
+    try:
+        dev = resolve_device(device)
+    except SuiteError:  # with Ray the device is the remote worker's: each run checks it where it runs
+        return []
+    errors = []
+    for precision in wanted:
+        try:
+            check_precision(precision, dev)
+        except ConfigError as e:
+            errors.append(str(e))
     return errors
 
 
