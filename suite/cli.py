@@ -355,13 +355,11 @@ def cmd_report(args) -> int:
 
 
 def cmd_speed(args) -> int:
-    import torch
 
-    from suite.speed import FLOOR_LIMIT, TARGETS, SpeedCase, format_table, speed_table
+    from suite.runner import resolve_device
+    from suite.speed import FLOOR_LIMIT, TARGETS, SpeedCase, format_table, speed_table, write_rows
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(args.device))  # a device that is not there: a clear error, not a traceback
     target = TARGETS["gpu" if device.startswith("cuda") else "cpu"]
     case = SpeedCase(**{**target["case"], **{k: v for k, v in (("n", args.n), ("T", args.T), ("B", args.B))
                                               if v is not None}}, device=device)
@@ -377,6 +375,8 @@ def cmd_speed(args) -> int:
     print(format_table(rows, case, baseline))
     limits = target["limit"] if not args.models else {}
     missed = {r["model"] for r in rows if r["model"] in limits and r["ratio"] > limits[r["model"]]}
+    if args.out:
+        print(f"rows: {write_rows(args.out, rows, case, baseline, limits)}")
     for m, limit in limits.items():
         print(f"target: {m} <= {limit}x {baseline}: {'MISSED' if m in missed else 'met'}")
     # the floor target is for the steps a run takes: the reference loop is the readable fallback
@@ -480,6 +480,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--B", type=int, default=None, help="batch (default 32 on CPU, 128 on CUDA)")
     sp.add_argument("--device", default="auto")
     sp.add_argument("--rounds", type=int, default=5)
+    sp.add_argument("--out", help="also write the rows to this file: CSV if it ends in .csv, else JSON "
+                    "(with the case, the device and the targets)")
     sp.set_defaults(fn=cmd_speed)
     return p
 

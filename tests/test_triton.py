@@ -72,6 +72,11 @@ def test_bf16_rounds_the_matmul_operands_and_nothing_else():
     assert _rel(out, exact) > 1e-4  # it really is lower precision
 
 
+# tf32 rounds the dot's operands to 10 mantissa bits (relative 2^-11) on a GPU; the interpreter computes
+# in float32 whatever the precision, so there the bound is the float32 one
+TOLERANCE = {"triton": 1e-4, "triton-tf32": 1e-2 if COMPILED else 1e-4}
+
+
 @pytest.mark.parametrize("engine", ["triton", "triton-tf32"])
 def test_models_run_on_the_triton_engine(engine):
     with seeded(0):
@@ -82,9 +87,9 @@ def test_models_run_on_the_triton_engine(engine):
     a, b = ref(x), tri(x)
     a.square().sum().backward()
     b.square().sum().backward()
-    assert _rel(b, a) < 1e-4
+    assert _rel(b, a) < TOLERANCE[engine]
     for (name, p), q in zip(ref.named_parameters(), tri.parameters()):
-        assert _rel(q.grad, p.grad) < 1e-4, name
+        assert _rel(q.grad, p.grad) < TOLERANCE[engine], name
 
 
 def test_triton_engine_refuses_complex_states():
