@@ -22,6 +22,9 @@ sweep. Besides ``forward`` it exposes:
   the gradient-norm profile ||dL/dh_t||. Slower than ``forward``; used at evaluation only.
 - ``tracks_orthogonality``: whether the runner records ||W^H W - I|| (constrained models, and free
   square recurrences started orthogonal, whose drift is worth seeing).
+- Mixed precision: a run with ``precision="bf16"`` calls ``forward`` (and ``trajectory``) under a
+  bfloat16 autocast; a model keeps what must stay float32 (its recurrent matrix, its recurrence) inside
+  ``full_precision(x)``.
 
 Parameter counts come from the module (``sum(p.numel())``, the stored numbers); the recurrent count is
 what the recurrent part stores. ``degrees_of_freedom()`` is the dimension of what is learned: the same
