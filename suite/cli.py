@@ -355,7 +355,6 @@ def cmd_report(args) -> int:
 
 
 def cmd_speed(args) -> int:
-
     from suite.runner import resolve_device
     from suite.speed import FLOOR_LIMIT, TARGETS, SpeedCase, format_table, speed_table, write_rows
 

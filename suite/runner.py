@@ -79,6 +79,11 @@ def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractC
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
+def _widened(out: torch.Tensor) -> torch.Tensor:
+    """Outputs an autocast left in bfloat16 (or float16), as float32 for the loss; others as they are."""
+    return out.float() if out.dtype in (torch.bfloat16, torch.float16) else out
+
+
 def build(config: RunConfig, device: torch.device | str = "cpu"):
     """(task, model) for a config; the model is initialized under the run's seed."""
     task = create_task(config.task, **config.task_kwargs())
@@ -152,7 +157,7 @@ def train_step(model: RecurrentModel, opts: list[torch.optim.Optimizer], task, x
     outside it, the loss on float32 outputs. Returns the task loss (detached)."""
     with autocast(precision, x.device):
         out = model(x)
-    loss = task.loss(out.float(), y)
+    loss = task.loss(_widened(out), y)
     for o in opts:
         o.zero_grad(set_to_none=True)
     (loss + model.regularizer()).backward()
@@ -171,7 +176,7 @@ def evaluate(model, task, split: str, batch_size: int, device, precision: str = 
     for x, y in task.eval_batches(split, batch_size):
         with autocast(precision, device):
             out = model(x.to(device))
-        for k, (s, n) in task.scores(out.float(), y.to(device)).items():
+        for k, (s, n) in task.scores(_widened(out), y.to(device)).items():
             acc = sums.setdefault(k, [0.0, 0])
             acc[0] += s
             acc[1] += n
@@ -192,7 +197,7 @@ def gradient_profile(model: RecurrentModel, task, device, precision: str = "fp32
     with torch.enable_grad():
         with autocast(precision, device):
             out, hs = model.trajectory(x.to(device))
-        grads = torch.autograd.grad(task.loss(out.float(), y.to(device)), hs, allow_unused=True)
+        grads = torch.autograd.grad(task.loss(_widened(out), y.to(device)), hs, allow_unused=True)
     model.zero_grad(set_to_none=True)
     norms = [g.norm() for g in grads if g is not None]
     values = iter(torch.stack(norms).tolist() if norms else [])  # one copy to the host, not one per step

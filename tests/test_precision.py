@@ -116,3 +116,19 @@ def test_a_bf16_run_records_orthogonality_as_an_fp32_run(tmp_path, name):
         assert len(orth["bf16"]) == 4 and max(orth["bf16"]) < 1e-5 and max(orth["fp32"]) < 1e-5
     assert store.run(runs["bf16"].run_id)["config"]["precision"] == "bf16"
     assert len(store.profiles(runs["bf16"].run_id)) == 4
+
+
+def test_only_autocast_outputs_are_widened_for_the_loss():
+    """The loss is computed on float32 outputs under bf16, and on the model's own dtype otherwise (a
+    float64 model keeps a float64 loss)."""
+    from suite.registry import create_task
+    from suite.runner import make_optimizers, train_step
+
+    task = create_task("adding", T=5, eval_size=4)
+    x, y = task.train_batch(1, 3, 0)
+    for dtype, precision, expected in ((torch.float64, "fp32", torch.float64), (torch.float32, "bf16", torch.float32)):
+        with seeded(0):
+            model = create_model("scornn", d_in=2, d_out=1, hidden=6).to(dtype)
+        opts = make_optimizers(model, RunConfig(model="scornn", task="adding", precision=precision))
+        loss = train_step(model, opts, task, x.to(dtype), y.to(dtype), 1, precision=precision)
+        assert loss.dtype == expected
