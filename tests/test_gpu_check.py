@@ -96,3 +96,21 @@ def test_a_missing_package_fails_every_step_with_what_to_carry(tmp_path, monkeyp
 def test_bad_step_names_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="unknown step.*valid: triton, quick"):
         gpu_check.main(["--out", str(tmp_path), "--only", "triton,warp"])
+
+
+def test_suite_speed_writes_its_rows_and_refuses_a_missing_device(tmp_path):
+    import csv
+
+    import torch
+
+    from tests.helpers import cli
+
+    r = cli("speed", "--device", "cpu", "--models", "rnn", "--n", "4", "--T", "3", "--B", "2", "--rounds", "1",
+            "--out", str(tmp_path / "rows.csv"))
+    assert r.returncode in (0, 1), r.stderr  # 1: the floor target, missed at this size
+    rows = list(csv.DictReader((tmp_path / "rows.csv").open()))
+    assert [row["model"] for row in rows] == ["nn.RNN(tanh)", "rnn"] and float(rows[1]["ms"]) > 0
+    if not torch.cuda.is_available():
+        r = cli("speed", "--device", "cuda")
+        assert r.returncode == 2 and "invalid device='cuda'" in r.stderr and "valid here: auto, cpu" in r.stderr
+        assert "Traceback" not in r.stderr
