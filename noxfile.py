@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, bench(model) per registered model, report, speed.
+"""nox sessions: tests, lint, bench(model) per registered model, report, speed, gpu.
 
 All sessions share one environment, the project's .venv (torch is ~900 MB: no session builds its
 own). Create it once with `sh .ci/setup`, then run `.venv/bin/nox -l` / `.venv/bin/nox -s tests`.
@@ -66,6 +66,14 @@ def report(session: nox.Session) -> None:
 def speed(session: nox.Session) -> None:
     """Training-step time against nn.RNN and each model's floor, side by side."""
     _suite(session, "speed", *session.posargs)
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """The one-command GPU check (benchmarks/gpu_check.py): Triton tests compiled, a short run of every
+    mission model, suite speed against cuDNN, a slice of the T=1000 copying protocol; one markdown table,
+    in under 8 minutes. Without a CUDA device: a dry run (every step skipped, its command checked)."""
+    session.run(PYTHON, str(ROOT / "benchmarks" / "gpu_check.py"), *session.posargs, external=True)
 
 
 @nox.session(venv_backend="venv", reuse_venv=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from suite.contract import GroupSpec, RecurrentModel
+from suite.contract import GroupSpec, RecurrentModel, full_precision
 from suite.errors import check_range
 from suite.registry import register_model
 
@@ -93,10 +93,13 @@ class CoRNN(RecurrentModel):
         return self.readout(torch.stack(ys, 1)[..., :n])
 
     def forward(self, x):
-        return self._readout(self._positions(x))
+        with full_precision(x):  # under a bf16 autocast only the readout runs in bfloat16
+            ys = self._positions(x)
+        return self._readout(ys)
 
     def trajectory(self, x):
-        hs = self._states(x)
+        with full_precision(x):
+            hs = self._states(x)
         return self._readout(hs), hs
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from suite.contract import RecurrentModel
+from suite.contract import RecurrentModel, full_precision
 from suite.errors import ConfigError, check_choice
 
 ENGINES = ("auto", "fused", "triton", "triton-tf32", "triton-bf16", "reference")
@@ -227,7 +227,8 @@ class RecurrentNet(RecurrentModel):
         return h.expand(batch, *h.shape)
 
     def recurrent_matrix(self) -> torch.Tensor:
-        return self.transition.matrix()
+        with full_precision(self.act.bias):  # float32 under a bf16 autocast too
+            return self.transition.matrix()
 
     def parameter_groups(self):
         if self.constraint is None:
@@ -250,6 +251,8 @@ class RecurrentNet(RecurrentModel):
         transposed before the projection (d_in is small), so no (T, B, n) buffer is ever copied."""
         bias = self.act.bias if self.act.fold_bias else None
         xu = nn.functional.linear(x.transpose(0, 1), self.input.weight, bias)
+        if xu.dtype != self.input.weight.dtype:  # a bf16 autocast ran the projection; the recurrence is float32
+            xu = xu.to(self.input.weight.dtype)
         if self.transition.is_complex and complex_form:
             xu = torch.complex(xu[..., : self.hidden], xu[..., self.hidden:])
         return xu
@@ -266,17 +269,25 @@ class RecurrentNet(RecurrentModel):
         return Y if self.output == "last" else Y.transpose(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        W = self.transition.matrix()
+        # Under a bf16 autocast (precision="bf16") the input projection and the readout run in bfloat16;
+        # W and the recurrence stay float32 (full_precision), so W stays orthogonal to float32 rounding.
+        with full_precision(x):
+            W = self.transition.matrix()
         if self.transition.is_complex and self.engine in ("auto", "fused"):
             from suite.models.kernels import fused  # real form end to end: no complex tensors in the hot path
 
             X = self._inputs(x, complex_form=False)  # complex states always use modReLU
             if fused.supports(self.act.kind, X):
-                return self._readout(fused.complex_recurrence(X, W, self.act.bias, self._h0(len(x), False),
-                                                              inplace=True))
-        return self._readout(recurrence(self._inputs(x), W, self.act, self._h0(len(x)), engine=self.engine,
-                                        inplace=True))
+                with full_precision(x):
+                    H = fused.complex_recurrence(X, W, self.act.bias, self._h0(len(x), False), inplace=True)
+                return self._readout(H)
+        xu = self._inputs(x)
+        with full_precision(x):
+            H = recurrence(xu, W, self.act, self._h0(len(x)), engine=self.engine, inplace=True)
+        return self._readout(H)
 
     def trajectory(self, x):
-        hs = reference_recurrence(self._inputs(x), self.transition.matrix(), self.act, self._h0(len(x)))
+        xu = self._inputs(x)
+        with full_precision(x):
+            hs = reference_recurrence(xu, self.transition.matrix(), self.act, self._h0(len(x)))
         return self._readout(torch.stack(hs)), hs

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from suite.contract import RecurrentModel
+from suite.contract import RecurrentModel, full_precision
 from suite.errors import check_choice, check_range
 from suite.registry import register_model
 
@@ -51,13 +51,18 @@ class Gated(RecurrentModel):
         return self.engine == "fused"
 
     def forward(self, x):
+        # under a bf16 autocast (precision="bf16") only the readout runs in bfloat16: the recurrence, and the
+        # input projection inside torch's layer, stay float32
         if not self._fused(x):
-            return self._readout(self.rnn(x)[0])
+            with full_precision(x):
+                H = self.rnn(x)[0]
+            return self._readout(H)
         from suite.models.kernels import fused_gated
 
         r = self.rnn  # time-major inside (x is transposed while it is narrow); only (T, B, d_out) goes back
-        H = fused_gated.gru(x.transpose(0, 1).contiguous(), r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0,
-                            r.bias_hh_l0)
+        with full_precision(x):
+            H = fused_gated.gru(x.transpose(0, 1).contiguous(), r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0,
+                                r.bias_hh_l0)
         if self.output == "last":
             return self.readout(H[-1])
         return self.readout(H).transpose(0, 1)
@@ -69,14 +74,15 @@ class Gated(RecurrentModel):
         h = x.new_zeros(B, n)
         c = x.new_zeros(B, n)
         hs = []
-        for xt in x.unbind(1):
-            if self.cell == "lstm":
-                _, (h_n, c_n) = self.rnn(xt[:, None], (h[None], c[None]))
-                c = c_n[0]
-            else:
-                _, h_n = self.rnn(xt[:, None], h[None])
-            h = h_n[0]
-            hs.append(h)
+        with full_precision(x):
+            for xt in x.unbind(1):
+                if self.cell == "lstm":
+                    _, (h_n, c_n) = self.rnn(xt[:, None], (h[None], c[None]))
+                    c = c_n[0]
+                else:
+                    _, h_n = self.rnn(xt[:, None], h[None])
+                h = h_n[0]
+                hs.append(h)
         return self._readout(torch.stack(hs, 1)), hs
 
 

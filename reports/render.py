@@ -78,6 +78,7 @@ def _config_tables(groups: list[Group]):
     for g in groups:
         c = g.runs[0].config
         flat = {k: c.get(k) for k in RUN_FIELDS}
+        flat["precision"] = c.get("precision", "fp32")  # runs stored before the setting ran in float32
         flat.update({f"model.{k}": v for k, v in (c.get("model_options") or {}).items()})
         flat.update(c.get("group_options") or {})  # per-group settings: lr.upper, optimizer.phases, ...
         per.append((g.label, flat))

@@ -90,6 +90,7 @@ def plan_resolved(args) -> list:
             if not any(_accepts(r.config, key, overrides[key]) for r in resolved):
                 apply_values(resolved[0].config, {key: overrides[key]}, strict=True)  # raises, naming the valid keys
     errors += _engine_errors([r.config for r in resolved], getattr(args, "device", "auto"))
+    errors += _precision_errors([r.config for r in resolved], getattr(args, "device", "auto"))
     seen = set()
     for r in resolved:
         c = r.config
@@ -124,6 +125,26 @@ def _engine_errors(configs, device: str) -> list[str]:
                    f"device {device!r} is not a CUDA device")
             errors.append(f"{c.model}: engine={engine!r} needs a CUDA GPU with Triton, and {why}; use "
                           "engine='auto', 'fused' or 'reference' here")
+    return errors
+
+
+def _precision_errors(configs, device: str) -> list[str]:
+    """A precision the device cannot run (bf16 on a GPU older than compute capability 8.0): at plan time."""
+    from suite.runner import check_precision, resolve_device
+
+    wanted = sorted({c.precision for c in configs} - {"fp32"})
+    if not wanted:
+        return []
+    try:
+        dev = resolve_device(device)
+    except SuiteError:  # with Ray the device is the remote worker's: each run checks it where it runs
+        return []
+    errors = []
+    for precision in wanted:
+        try:
+            check_precision(precision, dev)
+        except ConfigError as e:
+            errors.append(str(e))
     return errors
 
 
@@ -334,13 +355,10 @@ def cmd_report(args) -> int:
 
 
 def cmd_speed(args) -> int:
-    import torch
+    from suite.runner import resolve_device
+    from suite.speed import FLOOR_LIMIT, TARGETS, SpeedCase, format_table, speed_table, write_rows
 
-    from suite.speed import FLOOR_LIMIT, TARGETS, SpeedCase, format_table, speed_table
-
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(args.device))  # a device that is not there: a clear error, not a traceback
     target = TARGETS["gpu" if device.startswith("cuda") else "cpu"]
     case = SpeedCase(**{**target["case"], **{k: v for k, v in (("n", args.n), ("T", args.T), ("B", args.B))
                                               if v is not None}}, device=device)
@@ -356,6 +374,8 @@ def cmd_speed(args) -> int:
     print(format_table(rows, case, baseline))
     limits = target["limit"] if not args.models else {}
     missed = {r["model"] for r in rows if r["model"] in limits and r["ratio"] > limits[r["model"]]}
+    if args.out:
+        print(f"rows: {write_rows(args.out, rows, case, baseline, limits)}")
     for m, limit in limits.items():
         print(f"target: {m} <= {limit}x {baseline}: {'MISSED' if m in missed else 'met'}")
     # the floor target is for the steps a run takes: the reference loop is the readable fallback
@@ -459,6 +479,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--B", type=int, default=None, help="batch (default 32 on CPU, 128 on CUDA)")
     sp.add_argument("--device", default="auto")
     sp.add_argument("--rounds", type=int, default=5)
+    sp.add_argument("--out", help="also write the rows to this file: CSV if it ends in .csv, else JSON "
+                    "(with the case, the device and the targets)")
     sp.set_defaults(fn=cmd_speed)
     return p
 

@@ -13,6 +13,9 @@ from suite.errors import ConfigError, check_choice, check_range
 from suite.registry import MODELS, TASKS
 
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "adagrad", "sgd")
+# fp32: everything in float32. bf16: the forward pass under torch.autocast(bfloat16) on CPU or CUDA, the
+# recurrent matrix and the recurrence kept in float32 by the models (docs/performance.md, "Mixed precision").
+PRECISIONS = ("fp32", "bf16")
 # Per-parameter-group settings, addressed as ``<setting>.<group>`` (``lr.upper``, ``optimizer.phases``).
 # The groups "default" and "orthogonal" keep their run fields: lr.default is ``lr``, lr.orthogonal is
 # ``orth_lr``, optimizer.default is ``optimizer``, optimizer.orthogonal is ``orth_optimizer``.
@@ -46,6 +49,7 @@ class RunConfig:
     model_options: tuple[tuple[str, object], ...] = ()
     task_options: tuple[tuple[str, object], ...] = field(default=())
     group_options: tuple[tuple[str, object], ...] = ()  # (("lr.upper", 1e-4), ...): see GROUP_SETTINGS
+    precision: str = "fp32"  # see PRECISIONS
 
     def __post_init__(self):
         check_range("steps", self.steps, low=1)
@@ -57,6 +61,7 @@ class RunConfig:
         check_range("rmsprop_alpha", self.rmsprop_alpha, low=0, high=1, integer=False)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("orth_optimizer", self.orth_optimizer, OPTIMIZERS)
+        check_choice("precision", self.precision, PRECISIONS)
         check_range("eigen_every", self.eigen_every, low=1)
         check_range("profile_every", self.profile_every, low=1)
         for name in ("hidden", "checkpoint_every"):
@@ -100,6 +105,8 @@ class RunConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
         if not d["group_options"]:  # runs recorded before groups had settings keep their identity
             del d["group_options"]
+        if d["precision"] == "fp32":  # likewise runs recorded before the precision setting
+            del d["precision"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     @property

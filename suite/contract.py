@@ -22,6 +22,9 @@ sweep. Besides ``forward`` it exposes:
   the gradient-norm profile ||dL/dh_t||. Slower than ``forward``; used at evaluation only.
 - ``tracks_orthogonality``: whether the runner records ||W^H W - I|| (constrained models, and free
   square recurrences started orthogonal, whose drift is worth seeing).
+- Mixed precision: a run with ``precision="bf16"`` calls ``forward`` (and ``trajectory``) under a
+  bfloat16 autocast; a model keeps what must stay float32 (its recurrent matrix, its recurrence) inside
+  ``full_precision(x)``.
 
 Parameter counts come from the module (``sum(p.numel())``, the stored numbers); the recurrent count is
 what the recurrent part stores. ``degrees_of_freedom()`` is the dimension of what is learned: the same
@@ -35,6 +38,7 @@ keyword options (``hidden`` first); unsupported settings raise ``ConfigError`` a
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -115,6 +119,16 @@ class RecurrentModel(nn.Module, abc.ABC):
         """Free real parameters: the stored count, less what a parametrization stores beyond the
         dimension of its manifold (an n x n matrix constrained to O(n) has n(n-1)/2)."""
         return self.parameter_count()
+
+
+def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off on ``x``'s device while the context lasts, where a bf16 autocast is on (a run with
+    ``precision="bf16"``): what a model keeps in float32 runs inside it (the recurrent matrix, so that it
+    stays orthogonal to float32 rounding, and the recurrence); elsewhere a context that does nothing."""
+    kind = x.device.type
+    if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return contextlib.nullcontext()
 
 
 def orthogonality_error(W: torch.Tensor) -> float:

@@ -51,7 +51,7 @@ def measured_ms_per_step(config, device: str = "cpu", steps: int = 2) -> float:
     for step in range(1, steps + 2):
         x, y = task.train_batch(step, config.batch_size, config.seed)
         t0 = time.perf_counter()
-        train_step(model, opts, task, x.to(device), y.to(device), step, config.clip).item()
+        train_step(model, opts, task, x.to(device), y.to(device), step, config.clip, config.precision).item()
         times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times[1:])
 

@@ -25,7 +25,7 @@ from suite.presets import DTRIV, EXPRNN, SCALES, SCORNN, presets_for
 
 # RunConfig fields that belong to the protocol; every other field is model-side or bookkeeping.
 PROTOCOL_FIELDS = ("steps", "batch_size", "eval_every", "eval_batch_size")
-MODEL_FIELDS = ("hidden", "optimizer", "lr", "orth_optimizer", "orth_lr", "rmsprop_alpha", "clip")
+MODEL_FIELDS = ("hidden", "optimizer", "lr", "orth_optimizer", "orth_lr", "rmsprop_alpha", "clip", "precision")
 # Task options that say where data live, not what is computed: not part of a protocol.
 LOCATION_OPTIONS = ("data_dir", "download")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from suite.config import OPTIMIZERS, RunConfig
+from suite.config import OPTIMIZERS, PRECISIONS, RunConfig
 from suite.contract import RecurrentModel, orthogonality_error
 from suite.errors import ConfigError, SuiteError
 from suite.memory import keep_freed_memory, release_freed_memory
@@ -52,6 +52,36 @@ def resolve_device(device: str) -> torch.device:
         raise SuiteError(f"invalid device={device!r}: torch {torch.__version__} {seen}; valid here: "
                          f"{', '.join(valid)}")
     return torch.device(device)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """bf16 runs a bfloat16 autocast: on the CPU, or on a CUDA device that computes in bfloat16."""
+    if precision == "fp32":
+        return
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return
+        major, minor = torch.cuda.get_device_capability(device)
+        raise ConfigError(f"invalid precision={precision!r} on {torch.cuda.get_device_name(device)} (compute "
+                          f"capability {major}.{minor}): bfloat16 needs compute capability 8.0 or newer; valid "
+                          "here: 'fp32'")
+    raise ConfigError(f"invalid precision={precision!r} on device {str(device)!r}: bfloat16 autocast runs on "
+                      f"'cpu' and 'cuda'; valid here: 'fp32' (choices: {', '.join(map(repr, PRECISIONS))})")
+
+
+def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """The forward pass's context: a bfloat16 autocast for ``precision="bf16"`` (the models keep their
+    recurrent matrix and recurrence in float32: ``suite.contract.full_precision``), else nothing."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+def _widened(out: torch.Tensor) -> torch.Tensor:
+    """Outputs an autocast left in bfloat16 (or float16), as float32 for the loss; others as they are."""
+    return out.float() if out.dtype in (torch.bfloat16, torch.float16) else out
 
 
 def build(config: RunConfig, device: torch.device | str = "cpu"):
@@ -120,11 +150,14 @@ def make_optimizers(model: RecurrentModel, config: RunConfig) -> list[torch.opti
 
 
 def train_step(model: RecurrentModel, opts: list[torch.optim.Optimizer], task, x: torch.Tensor,
-               y: torch.Tensor, step: int, clip: float | None = None) -> torch.Tensor:
+               y: torch.Tensor, step: int, clip: float | None = None, precision: str = "fp32") -> torch.Tensor:
     """The one training step (runner, invariant tests, benchmarks): loss + the model's regularizer,
     backward, optional gradient-norm clipping, every group's optimizer, the model's after-step hook.
-    Returns the task loss (detached)."""
-    loss = task.loss(model(x), y)
+    ``precision="bf16"``: the forward pass under a bfloat16 autocast; the loss and the backward pass
+    outside it, the loss on float32 outputs. Returns the task loss (detached)."""
+    with autocast(precision, x.device):
+        out = model(x)
+    loss = task.loss(_widened(out), y)
     for o in opts:
         o.zero_grad(set_to_none=True)
     (loss + model.regularizer()).backward()
@@ -137,11 +170,13 @@ def train_step(model: RecurrentModel, opts: list[torch.optim.Optimizer], task, x
 
 
 @torch.no_grad()
-def evaluate(model, task, split: str, batch_size: int, device) -> dict[str, float]:
+def evaluate(model, task, split: str, batch_size: int, device, precision: str = "fp32") -> dict[str, float]:
     model.eval()
     sums: dict[str, list[float]] = {}
     for x, y in task.eval_batches(split, batch_size):
-        for k, (s, n) in task.scores(model(x.to(device)), y.to(device)).items():
+        with autocast(precision, device):
+            out = model(x.to(device))
+        for k, (s, n) in task.scores(_widened(out), y.to(device)).items():
             acc = sums.setdefault(k, [0.0, 0])
             acc[0] += s
             acc[1] += n
@@ -156,14 +191,17 @@ def spectrum(model: RecurrentModel) -> list[list[float]]:
     return [[round(v.real, 12), round(v.imag, 12)] for v in ev.tolist()]
 
 
-def gradient_profile(model: RecurrentModel, task, device) -> list[float]:
+def gradient_profile(model: RecurrentModel, task, device, precision: str = "fp32") -> list[float]:
     """||dL/dh_t|| for t = 1..T on the first validation samples (the vanishing-gradient picture)."""
     x, y = next(iter(task.eval_batches("val", PROFILE_BATCH)))
     with torch.enable_grad():
-        out, hs = model.trajectory(x.to(device))
-        grads = torch.autograd.grad(task.loss(out, y.to(device)), hs, allow_unused=True)
+        with autocast(precision, device):
+            out, hs = model.trajectory(x.to(device))
+        grads = torch.autograd.grad(task.loss(_widened(out), y.to(device)), hs, allow_unused=True)
     model.zero_grad(set_to_none=True)
-    return [0.0 if g is None else g.norm().item() for g in grads]
+    norms = [g.norm() for g in grads if g is not None]
+    values = iter(torch.stack(norms).tolist() if norms else [])  # one copy to the host, not one per step
+    return [0.0 if g is None else next(values) for g in grads]
 
 
 def task_info(name: str, task) -> dict:
@@ -268,6 +306,7 @@ def execute(config: RunConfig, store: Store, device: str = "auto", force: bool =
     search's pruner uses this)."""
     run_id = config.run_id
     dev = resolve_device(device)
+    check_precision(config.precision, dev)  # refused before the run is claimed
     action, step = store.claim(run_id, config.config_hash, config.seed, config.model, config.task,
                                config.to_dict(), config.steps, force=force)
     if action == "done":
@@ -319,7 +358,7 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
     def record_eval(step: int) -> None:
         k = state["evals"]
         for split in ("val", "test"):
-            for name, value in evaluate(model, task, split, config.eval_batch_size, dev).items():
+            for name, value in evaluate(model, task, split, config.eval_batch_size, dev, config.precision).items():
                 records.metrics.append((step, f"{split}/{name}", value))
                 if split == "val":
                     val[name] = value
@@ -328,7 +367,7 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
         if step == 0 or step == config.steps or k % config.eigen_every == 0:
             records.spectra.append((step, spectrum(model)))
         if step == 0 or step == config.steps or k % config.profile_every == 0:
-            records.profiles.append((step, gradient_profile(model, task, dev)))
+            records.profiles.append((step, gradient_profile(model, task, dev, config.precision)))
 
     def commit(step: int, **fields) -> None:
         state["peak_memory"] = max(state["peak_memory"], peak_memory(dev))
@@ -357,7 +396,7 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
             x, y = task.train_batch(step, config.batch_size, config.seed)
             t0 = time.perf_counter()
             loss = train_step(model, opts, task, x.to(dev, non_blocking=True), y.to(dev, non_blocking=True),
-                              step, config.clip)
+                              step, config.clip, config.precision)
             value = loss.item()  # synchronizes a GPU, so the time below is the step's
             state["train_time"] += time.perf_counter() - t0
             records.metrics.append((step, "train/loss", value))

@@ -200,3 +200,35 @@ def format_table(rows: list[dict], case: SpeedCase, baseline: str) -> str:
         ratio = "—" if r["floor_ratio"] is None else f"{r['floor_ratio']:.2f}"
         lines.append(f"{r['model']:<28}{r['ms']:>10.1f}{r['ratio']:>22.2f}{floor:>10}{ratio:>9}")
     return head + "\n".join(lines)
+
+
+def write_rows(path, rows: list[dict], case: SpeedCase, baseline: str, limits: dict[str, float]) -> str:
+    """The table's rows in a file: CSV (``.csv``: one line per row) or JSON (the rows with the case, the
+    baseline, the device's name, torch's version and the targets)."""
+    import csv
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from suite.errors import ConfigError
+
+    out = Path(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".csv":
+            with out.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=["model", "ms", "ratio", "floor_ms", "floor_ratio"])
+                writer.writeheader()
+                writer.writerows(rows)
+        else:
+            from suite.runner import _cpu_name
+
+            dev = torch.device(case.device)
+            name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
+            out.write_text(json.dumps({"case": asdict(case), "baseline": baseline, "device_name": name,
+                                       "torch": torch.__version__, "threads": torch.get_num_threads(),
+                                       "limits": limits, "floor_limit": FLOOR_LIMIT, "rows": rows}, indent=2))
+    except OSError as e:
+        raise ConfigError(f"cannot write the speed rows to {out} ({e.strerror or e}); pass --out with a "
+                          "writable path") from None
+    return str(out)

@@ -1,4 +1,4 @@
-"""Small real configurations and a CLI runner for the store/runner tests."""
+"""Small real configurations, a CLI runner and tiny data files in the real formats, for the tests."""
 
 import os
 import sqlite3
@@ -7,7 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from suite.config import RunConfig
+from suite.tasks.data import write_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,3 +56,26 @@ def wait_running(db, proc, n, at_least, timeout=180) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the runs did not progress")
+
+
+# ---- tiny data files in the real formats (MNIST's IDX, the documented TIMIT arrays) ---------------------
+def write_mnist(folder, n_train=40, n_test=12, gz=True):
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    sfx = ".gz" if gz else ""
+    imgs = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
+    write_idx(folder / f"train-images-idx3-ubyte{sfx}", imgs)
+    write_idx(folder / f"train-labels-idx1-ubyte{sfx}", rng.integers(0, 10, n_train, dtype=np.uint8))
+    write_idx(folder / f"t10k-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8))
+    write_idx(folder / f"t10k-labels-idx1-ubyte{sfx}", rng.integers(0, 10, n_test, dtype=np.uint8))
+    return imgs
+
+
+def write_timit(folder, lengths=(5, 3, 8), T_max=8):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for split in ("train", "val", "test"):
+        x = rng.normal(size=(len(lengths), T_max, 129)).astype(np.float32)
+        for i, n in enumerate(lengths):
+            x[i, n:] = 0.0
+        np.savez(folder / f"{split}.npz", x=x, lengths=np.array(lengths))

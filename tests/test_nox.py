@@ -11,5 +11,5 @@ def test_noxfile_bench_sessions_equal_the_registry():
     benched = sorted(line.split("bench(", 1)[1].split(")")[0] for line in out.splitlines()
                      if line.startswith(("- bench(", "* bench(")))
     assert benched == list_models()
-    for session in ("tests", "lint", "report", "speed", "triton36", "faults"):
+    for session in ("tests", "lint", "report", "speed", "triton36", "faults", "gpu"):
         assert session in out

@@ -13,6 +13,7 @@ from suite.registry import create_task
 from suite.tasks.adding import adding_batch
 from suite.tasks.copying import copying_batch
 from suite.tasks.data import read_idx, write_idx
+from tests.helpers import write_mnist, write_timit
 
 
 @pytest.mark.parametrize("layout", ["A", "B"])
@@ -114,18 +115,6 @@ def test_mnist1d_isolates_global_rngs_and_splits(isolated_cache):
 
 
 # ---- MNIST from tiny IDX files written in the real format ----------------------------------------
-def _write_mnist(folder, n_train=40, n_test=12, gz=True):
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    sfx = ".gz" if gz else ""
-    imgs = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
-    write_idx(folder / f"train-images-idx3-ubyte{sfx}", imgs)
-    write_idx(folder / f"train-labels-idx1-ubyte{sfx}", rng.integers(0, 10, n_train, dtype=np.uint8))
-    write_idx(folder / f"t10k-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8))
-    write_idx(folder / f"t10k-labels-idx1-ubyte{sfx}", rng.integers(0, 10, n_test, dtype=np.uint8))
-    return imgs
-
-
 def test_idx_header_is_the_real_format(tmp_path):
     arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     write_idx(tmp_path / "a-idx3-ubyte.gz", arr)
@@ -139,7 +128,7 @@ def test_idx_header_is_the_real_format(tmp_path):
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_mnist_and_pmnist_from_idx_files(tmp_path, gz):
-    imgs = _write_mnist(tmp_path / "mnist", gz=gz)
+    imgs = write_mnist(tmp_path / "mnist", gz=gz)
     m = create_task("mnist", data_dir=str(tmp_path), val_size=8, download=False)
     p = create_task("pmnist", data_dir=str(tmp_path), val_size=8, download=False)
     m.check()
@@ -176,24 +165,14 @@ def test_mnist_download_failure_explains_itself(tmp_path, monkeypatch):
 
 
 def test_mnist_val_size_too_large(tmp_path):
-    _write_mnist(tmp_path / "mnist")
+    write_mnist(tmp_path / "mnist")
     with pytest.raises(ConfigError, match="val_size=40"):
         create_task("mnist", data_dir=str(tmp_path), val_size=40, download=False).arrays("train")
 
 
 # ---- TIMIT from tiny arrays in the documented format -----------------------------------------------
-def _write_timit(folder, lengths=(5, 3, 8), T_max=8):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(1)
-    for split in ("train", "val", "test"):
-        x = rng.normal(size=(len(lengths), T_max, 129)).astype(np.float32)
-        for i, n in enumerate(lengths):
-            x[i, n:] = 0.0
-        np.savez(folder / f"{split}.npz", x=x, lengths=np.array(lengths))
-
-
 def test_timit_masked_mse_ignores_padding(tmp_path):
-    _write_timit(tmp_path / "timit")
+    write_timit(tmp_path / "timit")
     task = create_task("timit", data_dir=str(tmp_path))
     task.check()
     x, y = task.arrays("test")

@@ -175,11 +175,12 @@ class TritonRecurrence(torch.autograd.Function):
     def forward(ctx, xu, W, b, h0, kind, precision, mode, block_b, block_k):
         T, B, n = xu.shape
         block_n, resident, block_k, warps = _config(n, mode, block_k)
-        xu = xu.contiguous().float()
-        W = W.detach().float().contiguous()
+        dtype = torch.float64 if xu.dtype == torch.float64 else torch.float32  # float64: for gradcheck
+        xu = xu.contiguous().to(dtype)
+        W = W.detach().to(dtype).contiguous()
         H = xu.new_empty(T + 1, B, n)
         H[0] = 0 if h0 is None else h0.detach()
-        bias = xu.new_zeros(n) if b is None else b.detach().float().contiguous()
+        bias = xu.new_zeros(n) if b is None else b.detach().to(dtype).contiguous()
         grid = (triton.cdiv(B, block_b),)
         _forward_kernel[grid](xu, W.t().contiguous(), bias, H, B, n, T, KIND=KIND[kind],
                               PREC=PRECISION[precision], RESIDENT=resident, EMULATE=triton_interpreted(),
@@ -193,10 +194,10 @@ class TritonRecurrence(torch.autograd.Function):
         W, H = ctx.saved_tensors
         kind, precision, resident, block_b, block_n, block_k, warps = ctx.cfg
         T, B, n = gH.shape
-        dZ = gH.new_empty(gH.shape, dtype=torch.float32)  # contiguous: gH may be a transposed view
-        dh0 = gH.new_empty(B, n, dtype=torch.float32)
+        dZ = gH.new_empty(gH.shape, dtype=H.dtype)  # contiguous: gH may be a transposed view
+        dh0 = gH.new_empty(B, n, dtype=H.dtype)
         _backward_kernel[(triton.cdiv(B, block_b),)](
-            gH.contiguous().float(), H, W, dZ, dh0, B, n, T, KIND=KIND[kind], PREC=PRECISION[precision],
+            gH.contiguous().to(H.dtype), H, W, dZ, dh0, B, n, T, KIND=KIND[kind], PREC=PRECISION[precision],
             RESIDENT=resident, EMULATE=triton_interpreted(), BLOCK_B=block_b, BLOCK_N=block_n, BLOCK_K=block_k,
             num_warps=warps)
         need_xu, need_W, need_b, need_h0 = ctx.needs_input_grad[:4]
@@ -208,11 +209,15 @@ class TritonRecurrence(torch.autograd.Function):
 def recurrence(xu: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, h0: torch.Tensor | None,
                kind: str, precision: str = "ieee", mode: str | None = None, block_b: int = 16,
                block_k: int | None = None) -> torch.Tensor:
-    """All hidden states (T, B, n) in float32. ``mode``: None (by size), "resident" or "streamed"."""
+    """All hidden states (T, B, n) in float32 (float64 for float64 ``xu``, with ``precision="ieee"``: a
+    check of the kernel against finite differences, not a training path). ``mode``: None (by size),
+    "resident" or "streamed"."""
     if kind not in KIND:
         raise ValueError(f"unknown activation {kind!r}; valid: {', '.join(KIND)}")
     if precision not in PRECISION:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISION)}")
+    if xu.dtype == torch.float64 and precision != "ieee":
+        raise ValueError(f"precision {precision!r} rounds float32 operands; float64 runs with 'ieee' only")
     if kind == "modrelu" and b is None:
         raise ValueError("modrelu needs its bias b")
     return TritonRecurrence.apply(xu, W, b, h0, kind, precision, mode, block_b, block_k)
