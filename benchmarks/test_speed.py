@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from suite.registry import MODELS, list_models
-from suite.speed import FLOOR_LIMIT, TARGETS, SpeedCase, build, format_table, speed_table, step_fn
+from suite.speed import FLOOR_LIMIT, SpeedCase, build, format_table, speed_table, step_fn, targets
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-TARGET = TARGETS["gpu" if DEVICE == "cuda" else "cpu"]
+TARGET = targets("gpu" if DEVICE == "cuda" else "cpu")
 CASE = SpeedCase(**TARGET["case"], device=DEVICE)
 # from the registry's data: the 1.2x target is for the orthogonal models; the others are reference rows
 ORTHOGONAL = [e.name for e in MODELS.entries() if e.info.constraint == "orthogonal"]

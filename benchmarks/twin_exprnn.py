@@ -259,7 +259,7 @@ def speed(args) -> dict:
         train_step(suite, s_opts, task, x, y, count["suite"]).item()
 
     # the suite's floor for this case (its unavoidable GEMMs and the map, suite.speed.floor_fn)
-    floor = floor_fn(suite, SpeedCase(n=args.hidden, T=args.L + 20, B=args.batch, d_in=10, d_out=9))
+    floor = floor_fn(suite, SpeedCase(n=args.hidden, T=args.L + 20, B=args.batch))
     med = measure({"authors": authors_step, "suite": suite_step, "floor": floor}, rounds=args.rounds, warmup=3)
     return {"part": "speed", "mode": args.mode, "threads": torch.get_num_threads(), "L": args.L,
             "hidden": args.hidden, "batch": args.batch, "rounds": args.rounds,

@@ -20,11 +20,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from suite import papers
 from suite.contract import GroupSpec, RecurrentModel, full_precision
 from suite.errors import check_range
-from suite.registry import register_model
+from suite.registry import Preset, Published, SpeedRow, register_model
 
-CORNN = "Rusch & Mishra, ICLR 2021, arXiv:2010.00951v3"
+CODE = f"{papers.CORNN}, the authors' code (defaults of its scripts)"
+# Adam, no clipping; the code's lr / 10 after epoch 100 is not reproduced
+PRESETS = (
+    Preset("quick", "*", {"optimizer": "adam"}, CODE + " (Adam)"),
+    Preset("paper", "mnist", {"hidden": 256, "optimizer": "adam", "lr": 0.0021, "model.dt": 0.042, "model.gamma": 2.7,
+                              "model.epsilon": 4.7}, CODE + " (sMNIST, n=256)"),
+    Preset("paper", "pmnist", {"hidden": 256, "optimizer": "adam", "lr": 0.0054, "model.dt": 0.076,
+                               "model.gamma": 0.4, "model.epsilon": 8.0}, CODE + " (psMNIST, n=256)"),
+    Preset("paper", "adding", {"hidden": 128, "optimizer": "adam", "lr": 0.02, "model.dt": 0.06, "model.gamma": 66.0,
+                               "model.epsilon": 15.0}, CODE + " (adding T=100, n=128)"),
+)
+_README = f"{papers.CORNN}, as stated in the authors' code README"
+PUBLISHED = (Published("mnist", "coRNN", 256, "accuracy", 0.994, _README, False, "paper table unverified"),
+             Published("pmnist", "coRNN", 256, "accuracy", 0.973, _README, False, "paper table unverified"))
 
 
 class CoRNN(RecurrentModel):
@@ -107,7 +121,8 @@ def cornn_params(n: int, d_in: int, d_out: int) -> int:
     return n * (d_in + 2 * n) + n + n * d_out + d_out
 
 
-@register_model(mission=False, family="coRNN", published_as="coRNN", paper=CORNN, params=cornn_params, cost=2.0)
+@register_model(mission=False, family="coRNN", published_as="coRNN", paper=papers.CORNN, params=cornn_params, cost=2.0,
+                presets=PRESETS, published=PUBLISHED, speed=(SpeedRow("cpu"), SpeedRow("gpu")))
 def cornn(d_in: int, d_out: int, output: str = "last", hidden: int = 128, dt: float = 0.042,
           gamma: float = 2.7, epsilon: float = 4.7) -> CoRNN:
     """coRNN: coupled oscillators y'' = tanh(W y + W_z y' + V u + b) - gamma y - eps y' (sMNIST dt, gamma, eps)."""

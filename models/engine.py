@@ -230,6 +230,22 @@ class RecurrentNet(RecurrentModel):
         with full_precision(self.act.bias):  # float32 under a bf16 autocast too
             return self.transition.matrix()
 
+    def step_product(self) -> tuple[int, int]:
+        # a complex state of size n is a real 2n-wide one: four real n x n products per step
+        return (2 * self.transition.n if self.transition.is_complex else self.transition.n), 1
+
+    def check(self, device: torch.device) -> None:
+        if not self.engine.startswith("triton"):
+            return
+        from suite.models.kernels.fused import triton_available, triton_interpreted
+
+        if triton_available() and (device.type == "cuda" or triton_interpreted()):
+            return
+        why = ("Triton is not installed" if device.type == "cuda" else
+               f"device {str(device)!r} runs on the CPU (torch sees no CUDA device)")
+        raise ConfigError(f"engine={self.engine!r} needs a CUDA GPU with Triton, and {why}; use engine='auto', "
+                          "'fused' or 'reference' here")
+
     def parameter_groups(self):
         if self.constraint is None:
             return super().parameter_groups()

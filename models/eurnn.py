@@ -17,9 +17,11 @@ import math
 import torch
 from torch import nn
 
+from suite import papers
 from suite.errors import check_choice, check_range
 from suite.models.engine import RecurrentNet, Transition
-from suite.registry import register_model
+from suite.papers import QUICK_TUNED
+from suite.registry import Preset, SpeedRow, register_model
 
 
 def layer_pairs(n: int, style: str, capacity: int) -> list[tuple[list[int], list[int]]]:
@@ -71,7 +73,16 @@ class EUNN(Transition):
         return f"n={self.n}, style={self.style}, layers={len(self.theta)}"
 
 
-EURNN = "Jing et al., ICML 2017, arXiv:1612.05231v3"
+PAPER = f"{papers.EURNN}, section 4.1"
+PRESETS = (
+    Preset("quick", "*", {"orth_lr": 1e-3}, "EURNN trains all weights at one rate"),
+    # the quick scale's search ran eurnn and eurnn_fft on copying: every point of {1e-3, 1e-2} x
+    # {1e-5, 1e-3} recalled 99-100%; they take the rates chosen for copying (README: "The main job")
+    Preset("quick", "copying", {"orth_lr": 1e-5}, QUICK_TUNED),
+    Preset("paper", "*", {"orth_lr": 1e-3}, PAPER + " (one rate for every weight)"),
+    Preset("paper", "copying", {"hidden": 128, "lr": 1e-3, "orth_lr": 1e-3}, PAPER),
+)
+SPEED = (SpeedRow("cpu"), SpeedRow("gpu"))
 
 
 def _rotation_params(n: int, d_in: int, d_out: int, pairs: int) -> int:
@@ -98,14 +109,17 @@ def _eurnn(d_in, d_out, output, hidden, style, capacity, engine):
     return net
 
 
-@register_model(family="EURNN", constraint="unitary", paper=EURNN, params=_tunable_params, cost=4.0)
+@register_model(family="EURNN", constraint="unitary", paper=papers.EURNN, params=_tunable_params, cost=4.0,
+                presets=(*PRESETS, Preset("paper", "copying", {"model.capacity": 4}, PAPER + " (capacity 4)")),
+                speed=SPEED)
 def eurnn(d_in: int, d_out: int, output: str = "last", hidden: int = 128, capacity: int = 4,
           engine: str = "auto") -> RecurrentNet:
     """EURNN, tunable style (capacity layers of rotations), complex state, complex modReLU."""
     return _eurnn(d_in, d_out, output, hidden, "tunable", capacity, engine)
 
 
-@register_model(family="EURNN", constraint="unitary", paper=EURNN, params=_fft_params, cost=4.0)
+@register_model(family="EURNN", constraint="unitary", paper=papers.EURNN, params=_fft_params, cost=4.0,
+                presets=PRESETS)
 def eurnn_fft(d_in: int, d_out: int, output: str = "last", hidden: int = 128,
               engine: str = "auto") -> RecurrentNet:
     """EURNN, FFT style (log2 n butterfly layers), complex state, complex modReLU."""

@@ -20,11 +20,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from suite import papers
 from suite.errors import check_choice, check_range
 from suite.models.engine import RecurrentNet, Transition, init_readout
 from suite.models.scornn import _skew_params
 from suite.models.skew import SKEW_INITS, expm, skew
-from suite.registry import register_model
+from suite.registry import Preset, Published, SpeedRow, register_model
 
 
 class Exponential(Transition):
@@ -93,28 +94,70 @@ def _exprnn_inits(net: RecurrentNet, readout_init: str = "default") -> None:
     init_readout(net.readout, readout_init)
 
 
-EXPRNN = "Lezcano-Casado & Martinez-Rubio, ICML 2019, arXiv:1901.08428v3"
-DTRIV = "Lezcano-Casado, NeurIPS 2019, arXiv:1909.09501v2"
+CODE = f"{papers.EXPRNN}, section 5 and its code"
+DTRIV_CODE = f"{papers.DTRIV}, and its code"
+# expRNN's training conventions, which the parametrization baselines (models/orthogonal_maps.py) follow too
+FAMILY_PRESETS = (
+    Preset("paper", "*", {"optimizer": "rmsprop", "orth_optimizer": "rmsprop", "rmsprop_alpha": 0.99},
+           CODE + " (RMSprop for both groups, torch defaults)"),
+    Preset("paper", "copying", {"hidden": 190, "lr": 2e-4, "orth_lr": 2e-5, "model.readout_init": "kaiming"},
+           CODE + " (copying script: Kaiming-normal readout, zero bias)"),
+    Preset("paper", "mnist", {"hidden": 170, "lr": 7e-4, "orth_lr": 7e-5}, CODE + " (MNIST script, n=170)"),
+    Preset("paper", "pmnist", {"hidden": 170, "lr": 1e-3, "orth_lr": 1e-4}, CODE + " (MNIST script --permute, n=170)"),
+    Preset("paper", "timit", {"hidden": 224, "optimizer": "adam", "lr": 1e-3, "orth_lr": 1e-4},
+           CODE + " (TIMIT script: Adam for the non-orthogonal group)"),
+)
+# the init of A each script uses, for the models that take an ``init`` option
+INIT_PRESETS = (
+    Preset("paper", "copying", {"model.init": "henaff"}, CODE + " (copying script: Henaff init)"),
+    Preset("paper", "*mnist", {"model.init": "cayley"}, CODE + " (MNIST script: Cayley init)"),
+    Preset("paper", "timit", {"model.init": "henaff"}, CODE + " (TIMIT script: Henaff init)"),
+)
+DTRIV_PRESETS = (
+    Preset("paper", "*", {"model.K": 100, "model.project_every": 100},
+           DTRIV_CODE + " (dtriv-100; base projected back onto O(n) every 100 base changes)"),
+    Preset("paper", "copying", {"model.project_every": 30},
+           DTRIV_CODE + " (copying script: projection every 30 base changes)"),
+)
+
+_TABLE = f"{papers.EXPRNN}, MNIST / P-MNIST test-accuracy table (table number unverified)"
+_SCRIPT = "Cayley init (the MNIST script's)"
+PUBLISHED = (
+    *(Published("mnist", "expRNN", n, "accuracy", v, _TABLE, note=_SCRIPT, protocol="exprnn-mnist",
+                options={"init": "cayley"}) for n, v in zip((170, 360, 512), (0.980, 0.984, 0.987))),
+    *(Published("pmnist", "expRNN", n, "accuracy", v, _TABLE, note=_SCRIPT, protocol="exprnn-pmnist",
+                options={"init": "cayley"}) for n, v in zip((170, 360, 512), (0.949, 0.962, 0.966))),
+    *(Published("timit", "expRNN", n, "mse", v, "scoRNN and expRNN papers' TIMIT tables", False,
+                "test MSE; Henaff init (the TIMIT script's)", "exprnn-timit", {"init": "henaff"})
+      for n, v in zip((224, 322, 425), (5.30, 4.38, 5.48))),
+)
+DTRIV_PUBLISHED = (
+    Published("pmnist", "dtriv-100", 170, "accuracy", 0.951,
+              f"{papers.DTRIV}, P-MNIST table, as quoted by {papers.PROJUNN}", note=_SCRIPT,
+              protocol="exprnn-pmnist", options={"init": "cayley", "K": 100}),
+)
 
 
-@register_model(family="expRNN", published_as="expRNN", constraint="orthogonal", paper=EXPRNN,
-                params=_skew_params)
+@register_model(family="expRNN", published_as="expRNN", constraint="orthogonal", paper=papers.EXPRNN,
+                params=_skew_params, presets=FAMILY_PRESETS + INIT_PRESETS, published=PUBLISHED,
+                speed=(SpeedRow("cpu"),))
 def exprnn(d_in: int, d_out: int, output: str = "last", hidden: int = 190, init: str = "henaff",
            activation: str = "modrelu", engine: str = "auto", readout_init: str = "default") -> RecurrentNet:
     """expRNN, W = exp(A), Henaff init (its copying-task setting)."""
     return _exprnn(d_in, d_out, output, hidden, init, None, activation, engine, readout_init)
 
 
-@register_model(family="expRNN", published_as="expRNN", constraint="orthogonal", paper=EXPRNN,
-                params=_skew_params)
+@register_model(family="expRNN", published_as="expRNN", constraint="orthogonal", paper=papers.EXPRNN,
+                params=_skew_params, presets=FAMILY_PRESETS, defines={"init": "cayley"})
 def exprnn_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                   activation: str = "modrelu", engine: str = "auto", readout_init: str = "default") -> RecurrentNet:
     """expRNN with the Cayley init (its MNIST setting)."""
     return _exprnn(d_in, d_out, output, hidden, "cayley", None, activation, engine, readout_init)
 
 
-@register_model(family="expRNN", published_as="dtriv-100", constraint="orthogonal", paper=DTRIV,
-                params=_skew_params)
+@register_model(family="expRNN", published_as="dtriv-100", constraint="orthogonal", paper=papers.DTRIV,
+                params=_skew_params, presets=FAMILY_PRESETS + INIT_PRESETS + DTRIV_PRESETS,
+                published=DTRIV_PUBLISHED)
 def dtriv(d_in: int, d_out: int, output: str = "last", hidden: int = 190, K: int = 100,
           init: str = "henaff", activation: str = "modrelu", engine: str = "auto",
           readout_init: str = "default", project_every: int = 100) -> RecurrentNet:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from suite import papers
 from suite.contract import RecurrentModel, full_precision
 from suite.errors import check_choice, check_range
-from suite.registry import register_model
+from suite.papers import QUICK_TUNED
+from suite.registry import Preset, Published, SpeedRow, register_model
 
 ENGINES = {"lstm": ("auto", "torch"), "gru": ("auto", "fused", "torch")}
 
@@ -41,6 +43,10 @@ class Gated(RecurrentModel):
 
     def recurrent_parameter_count(self) -> int:
         return self.rnn.weight_hh_l0.numel()
+
+    def step_product(self) -> tuple[int, int]:
+        rows, n = self.rnn.weight_hh_l0.shape
+        return n, rows // n  # 4n (LSTM) or 3n (GRU) gate rows
 
     def _readout(self, H: torch.Tensor) -> torch.Tensor:
         return self.readout(H[:, -1] if self.output == "last" else H)
@@ -91,14 +97,50 @@ def _gated_params(gates: int):
     return lambda n, d_in, d_out: gates * (n * (d_in + n) + n) + gates * n + n * d_out + d_out
 
 
-@register_model(family="LSTM", published_as="LSTM", params=_gated_params(4))
+# Rates the quick scale's search chose for lstm; gru and the vanilla rnn (models/rnn.py), which it did
+# not try, take them too (README: "The main job").
+QUICK_RATES = (
+    Preset("quick", "adding", {"lr": 1e-3}, QUICK_TUNED),
+    Preset("quick", "mnist1d", {"lr": 4.64e-3}, QUICK_TUNED),
+)
+_SCORNN = f"{papers.SCORNN}, section 5 and the authors' code"
+_EXPRNN = f"{papers.EXPRNN}, section 5 and its code"
+LSTM_PRESETS = QUICK_RATES + (
+    Preset("paper", "copying|adding", {"model.forget_bias": 1.0, "rmsprop_alpha": 0.9},
+           _SCORNN + " (its LSTM baseline: TF BasicLSTMCell, forget bias 1)"),
+    Preset("paper", "copying", {"hidden": 68, "lr": 1e-3}, _SCORNN + " (its LSTM baseline, n=68)"),
+    Preset("paper", "*mnist", {"hidden": 128, "lr": 1e-3, "rmsprop_alpha": 0.99},
+           _EXPRNN + " (LSTM baseline: torch RMSprop, no clipping)"),
+)
+_TABLE = f"{papers.EXPRNN}, MNIST / P-MNIST test-accuracy table (table number unverified)"
+_SCORNN_TABLE = f"{papers.SCORNN}, MNIST results table"
+_SIZES = (128, 256, 512)
+
+
+def _lstm(task, values, source, protocol, verified=True, note=""):
+    return tuple(Published(task, "LSTM", n, "accuracy", v, source, verified, note, protocol)
+                 for n, v in zip(_SIZES, values))
+
+
+LSTM_PUBLISHED = (
+    *_lstm("mnist", (0.819, 0.888, 0.919), _TABLE, "exprnn-mnist", note="RMSprop, no gradient clipping"),
+    *_lstm("pmnist", (0.795, 0.888, 0.918), _TABLE, "exprnn-pmnist", note="RMSprop, no gradient clipping"),
+    *_lstm("mnist", (0.987, 0.989, 0.985), _SCORNN_TABLE, "scornn-mnist", verified=False),
+    *_lstm("pmnist", (0.920, 0.929, 0.920), _SCORNN_TABLE, "scornn-pmnist", verified=False),
+    *(Published("timit", "LSTM", n, "mse", v, "scoRNN and expRNN papers' TIMIT tables", False,
+                "test MSE; protocol not defined in the suite") for n, v in zip((84, 120, 158), (14.30, 12.95, 12.62))),
+)
+
+
+@register_model(family="LSTM", published_as="LSTM", params=_gated_params(4), presets=LSTM_PRESETS,
+                published=LSTM_PUBLISHED, speed=(SpeedRow("cpu"), SpeedRow("gpu")))
 def lstm(d_in: int, d_out: int, output: str = "last", hidden: int = 128, forget_bias: float = 0.0,
          engine: str = "auto") -> Gated:
     """torch.nn.LSTM with a linear readout (torch's default init, two bias sets)."""
     return Gated("lstm", d_in, d_out, hidden, output, forget_bias, engine)
 
 
-@register_model(family="GRU", params=_gated_params(3))
+@register_model(family="GRU", params=_gated_params(3), presets=QUICK_RATES)
 def gru(d_in: int, d_out: int, output: str = "last", hidden: int = 128, engine: str = "auto") -> Gated:
     """torch.nn.GRU with a linear readout (engine "auto": a fused kernel on CPU, cuDNN on GPU)."""
     return Gated("gru", d_in, d_out, hidden, output, engine=engine)

@@ -32,11 +32,19 @@ import math
 import torch
 from torch import nn
 
+from suite import papers
 from suite.contract import GroupSpec, RecurrentModel
 from suite.errors import ConfigError, check_range
-from suite.registry import register_model
+from suite.registry import Preset, SpeedRow, register_model
 
-LRU_PAPER = "Orvieto et al., Resurrecting recurrent neural networks for long sequences, ICML 2023, arXiv:2303.06349v1"
+SETTINGS = (f"{papers.LRU} (no copying/adding/MNIST runs there: the settings are the minimal-LRU "
+            "reimplementation's defaults, AdamW and the recurrent lr factor 0.5)")
+PRESETS = (
+    Preset("quick", "*", {"optimizer": "adam", "lr.recurrent": 5e-4}, SETTINGS),
+    Preset("paper", "*", {"model.depth": 4, "model.width": 256, "hidden": 128, "model.r_min": 0.0, "model.r_max": 0.999,
+                          "model.dropout": 0.1, "optimizer": "adamw", "lr": 1e-3, "lr.recurrent": 5e-4,
+                          "weight_decay.default": 0.05}, SETTINGS + " (r_max 0.999: the suite keeps |lambda| < 1)"),
+)
 
 
 def associative_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -67,7 +75,10 @@ class LRULayer(nn.Module):
         self.D = nn.Parameter(torch.randn(H))
 
     def eigenvalues(self) -> torch.Tensor:
-        return torch.polar(torch.exp(-torch.exp(self.nu_log)), torch.exp(self.theta_log))
+        # |lambda| = exp(-nu) < 1 needs nu above the precision's epsilon: a smaller nu rounds |lambda| to
+        # exactly 1 (in float32 once nu_log < -17); nu is floored there, where its gradient stops
+        nu = torch.exp(self.nu_log).clamp_min(torch.finfo(self.nu_log.dtype).eps)
+        return torch.polar(torch.exp(-nu), torch.exp(self.theta_log))
 
     def _inputs(self, u: torch.Tensor) -> torch.Tensor:
         """exp(gamma_log) * (B u_k): (T, B, N) complex, for u (T, B, H)."""
@@ -148,19 +159,19 @@ class LRUNet(RecurrentModel):
         return self._run(x, keep=True)
 
 
-def lru_params(width: int):
-    """The paper's count for ``depth`` = 1 at this width: encoder, one block, decoder."""
-    def count(n: int, d_in: int, d_out: int) -> int:
-        H = width
-        return d_in * H + H + (3 * n + 4 * n * H + H) + 2 * (H * H + H) + 2 * H + H * d_out + d_out
-    return count
+def lru_params(n: int, d_in: int, d_out: int, width: int = 64, depth: int = 1) -> int:
+    """The paper's count: encoder, ``depth`` blocks (LayerNorm, the LRU's nu, theta, gamma, complex B and
+    C, D, the GLU's linear map), decoder."""
+    H = width
+    block = 2 * H + (3 * n + 4 * n * H + H) + 2 * (H * H + H)
+    return d_in * H + H + depth * block + H * d_out + d_out
 
 
 DEFAULT_WIDTH = 64
 
 
-@register_model(mission=False, family="LRU", published_as="LRU", constraint="stable", paper=LRU_PAPER,
-                params=lru_params(DEFAULT_WIDTH))
+@register_model(mission=False, family="LRU", published_as="LRU", constraint="stable", paper=papers.LRU,
+                params=lru_params, presets=PRESETS, speed=(SpeedRow("cpu"), SpeedRow("gpu")))
 def lru(d_in: int, d_out: int, output: str = "last", hidden: int = 128, width: int = DEFAULT_WIDTH,
         depth: int = 1, r_min: float = 0.9, r_max: float = 0.999, max_phase: float = 2 * math.pi,
         dropout: float = 0.0) -> LRUNet:

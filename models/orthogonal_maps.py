@@ -22,8 +22,8 @@ from torch.nn.utils import parametrizations
 
 from suite.errors import check_choice, check_range
 from suite.models.engine import RecurrentNet, Transition
-from suite.models.exprnn import _exprnn_inits
-from suite.registry import register_model
+from suite.models.exprnn import FAMILY_PRESETS, _exprnn_inits
+from suite.registry import SpeedRow, register_model
 
 
 def torus_matrix(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -78,7 +78,7 @@ def _build(d_in, d_out, output, hidden, library, method, activation, engine, rea
     return net
 
 
-@register_model(family="expRNN", constraint="orthogonal", params=_full_params)
+@register_model(family="expRNN", constraint="orthogonal", params=_full_params, presets=FAMILY_PRESETS)
 def geotorch_expm(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                   activation: str = "modrelu", engine: str = "auto",
                   readout_init: str = "default") -> RecurrentNet:
@@ -86,7 +86,7 @@ def geotorch_expm(d_in: int, d_out: int, output: str = "last", hidden: int = 190
     return _build(d_in, d_out, output, hidden, "geotorch", "expm", activation, engine, readout_init)
 
 
-@register_model(family="expRNN", constraint="orthogonal", params=_full_params)
+@register_model(family="expRNN", constraint="orthogonal", params=_full_params, presets=FAMILY_PRESETS)
 def geotorch_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                     activation: str = "modrelu", engine: str = "auto",
                   readout_init: str = "default") -> RecurrentNet:
@@ -94,7 +94,8 @@ def geotorch_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 1
     return _build(d_in, d_out, output, hidden, "geotorch", "cayley", activation, engine, readout_init)
 
 
-@register_model(family="expRNN", constraint="orthogonal", params=_full_params)
+@register_model(family="expRNN", constraint="orthogonal", params=_full_params, presets=FAMILY_PRESETS,
+                speed=(SpeedRow("cpu"),))
 def torch_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                  activation: str = "modrelu", engine: str = "auto",
                   readout_init: str = "default") -> RecurrentNet:
@@ -102,7 +103,7 @@ def torch_cayley(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
     return _build(d_in, d_out, output, hidden, "torch", "cayley", activation, engine, readout_init)
 
 
-@register_model(family="expRNN", constraint="orthogonal", params=_full_params)
+@register_model(family="expRNN", constraint="orthogonal", params=_full_params, presets=FAMILY_PRESETS)
 def torch_matrix_exp(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                      activation: str = "modrelu", engine: str = "auto",
                   readout_init: str = "default") -> RecurrentNet:
@@ -110,7 +111,7 @@ def torch_matrix_exp(d_in: int, d_out: int, output: str = "last", hidden: int = 
     return _build(d_in, d_out, output, hidden, "torch", "matrix_exp", activation, engine, readout_init)
 
 
-@register_model(family="expRNN", constraint="orthogonal", params=_full_params)
+@register_model(family="expRNN", constraint="orthogonal", params=_full_params, presets=FAMILY_PRESETS)
 def torch_householder(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                       activation: str = "modrelu", engine: str = "auto",
                   readout_init: str = "default") -> RecurrentNet:

@@ -10,7 +10,8 @@ from torch import nn
 
 from suite.errors import check_range
 from suite.models.engine import RecurrentNet, Transition
-from suite.registry import register_model
+from suite.models.gated import QUICK_RATES
+from suite.registry import SpeedRow, register_model
 
 
 class Unconstrained(Transition):
@@ -24,7 +25,10 @@ class Unconstrained(Transition):
         return self.weight
 
 
-@register_model(family="rnn", params=lambda n, d_in, d_out: n * n + n * d_in + n + n * d_out + d_out)
+@register_model(family="rnn", params=lambda n, d_in, d_out: n * n + n * d_in + n + n * d_out + d_out,
+                presets=QUICK_RATES,  # lstm's rates (the search did not try this model)
+                speed=(SpeedRow("cpu", "fused", limit=0.9), SpeedRow("gpu", "triton", limit=1.5),
+                       SpeedRow("gpu", "triton-bf16")))
 def rnn(d_in: int, d_out: int, output: str = "last", hidden: int = 128,
         activation: str = "tanh", engine: str = "auto") -> RecurrentNet:
     """Vanilla RNN, W free and orthogonally initialized."""

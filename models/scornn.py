@@ -20,10 +20,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from suite import papers
 from suite.errors import check_choice, check_range
 from suite.models.engine import RecurrentNet, Transition, init_readout
 from suite.models.skew import SKEW_INITS, skew, upper
-from suite.registry import register_model
+from suite.registry import Preset, Published, SpeedRow, register_model
 
 
 def scaled_cayley(A: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -98,7 +99,41 @@ def _scornn(d_in, d_out, output, hidden, rho, activation, init, grad, engine, re
     return net
 
 
-SCORNN = "Helfrich, Willmott & Ye, ICML 2018, arXiv:1707.09520v3"
+CODE = f"{papers.SCORNN}, section 5 and the authors' code"
+_TF_RMSPROP = {"optimizer": "rmsprop", "lr": 1e-3, "orth_optimizer": "rmsprop", "orth_lr": 1e-4, "rmsprop_alpha": 0.9}
+PRESETS = (
+    Preset("paper", "copying", {"hidden": 190, "model.rho": 95, **_TF_RMSPROP, "model.readout_init": "glorot_bias"},
+           CODE + " (TF RMSprop decay 0.9; copying script: readout weight and bias by TF's default Glorot init)"),
+    Preset("paper", "adding", {"hidden": 170, "model.rho": 85, **_TF_RMSPROP, "optimizer": "adam"}, CODE),
+    Preset("paper", "mnist", {"hidden": 170, "model.rho": 17, **_TF_RMSPROP}, CODE + " (n=170, rho=n/10)"),
+    Preset("paper", "pmnist", {"hidden": 170, "model.rho": 85, **_TF_RMSPROP}, CODE + " (n=170, rho=n/2)"),
+    Preset("paper", "timit", {"hidden": 224, "model.rho": 112},
+           CODE + " (n=224; rho and optimizer settings unverified: rho=n/2 assumed)"),
+)
+
+_QUOTED = f"{papers.EXPRNN}, MNIST / P-MNIST test-accuracy table (table number unverified)"
+_OWN = f"{papers.SCORNN}, MNIST results table"
+_CAYLEY = {"init": "cayley"}
+
+
+def _accuracy(task, sizes, values, source, protocol, verified=True, note=""):
+    return tuple(Published(task, "scoRNN", n, "accuracy", v, source, verified, note, protocol, _CAYLEY)
+                 for n, v in zip(sizes, values))
+
+
+PUBLISHED = (
+    *_accuracy("mnist", (170, 360, 512), (0.972, 0.981, 0.982), _QUOTED, "scornn-mnist",
+               note="the scoRNN protocol, as the expRNN paper quotes it"),
+    *_accuracy("pmnist", (170, 360, 512), (0.948, 0.959, 0.965), _QUOTED, "scornn-pmnist",
+               note="the scoRNN protocol, as the expRNN paper quotes it"),
+    *_accuracy("mnist", (512,), (0.985,), _OWN + ", as quoted by a later paper", "scornn-mnist"),
+    *_accuracy("pmnist", (512,), (0.966,), _OWN + ", as quoted by a later paper", "scornn-pmnist"),
+    *_accuracy("mnist", (170, 360), (0.973, 0.983), _OWN, "scornn-mnist", verified=False),
+    *_accuracy("pmnist", (170, 360), (0.943, 0.962), _OWN, "scornn-pmnist", verified=False),
+    *(Published("timit", "scoRNN", n, "mse", v, "scoRNN and expRNN papers' TIMIT tables", False,
+                "test MSE; normalization may differ from the suite's (see docs/tasks.md); protocol not "
+                "defined in the suite") for n, v in zip((224, 322, 425), (8.50, 7.82, 7.36))),
+)
 
 
 def _skew_params(n: int, d_in: int, d_out: int) -> int:
@@ -106,8 +141,11 @@ def _skew_params(n: int, d_in: int, d_out: int) -> int:
     return n * (n - 1) // 2 + n * d_in + n + n * d_out + d_out
 
 
-@register_model(family="scoRNN", published_as="scoRNN", constraint="orthogonal", paper=SCORNN,
-                params=_skew_params)
+@register_model(family="scoRNN", published_as="scoRNN", constraint="orthogonal", paper=papers.SCORNN,
+                params=_skew_params, presets=PRESETS, published=PUBLISHED,
+                speed=(SpeedRow("cpu", "fused", limit=0.9), SpeedRow("cpu", "reference"),
+                       SpeedRow("gpu", "triton", limit=1.5), SpeedRow("gpu", "triton-tf32"),
+                       SpeedRow("gpu", "triton-bf16"), SpeedRow("gpu", "fused"), SpeedRow("gpu", "reference")))
 def scornn(d_in: int, d_out: int, output: str = "last", hidden: int = 190, rho: int | None = None,
            activation: str = "modrelu", init: str = "cayley", engine: str = "auto",
            readout_init: str = "glorot") -> RecurrentNet:
@@ -116,7 +154,7 @@ def scornn(d_in: int, d_out: int, output: str = "last", hidden: int = 190, rho: 
 
 
 @register_model(mission=False, family="scoRNN", published_as="scoRNN", constraint="orthogonal",
-                paper=SCORNN, params=_skew_params)
+                paper=papers.SCORNN, params=_skew_params, presets=PRESETS)
 def scornn_autograd(d_in: int, d_out: int, output: str = "last", hidden: int = 190,
                     rho: int | None = None, activation: str = "modrelu", init: str = "cayley",
                     engine: str = "auto", readout_init: str = "glorot") -> RecurrentNet:

@@ -34,13 +34,23 @@ import math
 import torch
 from torch import nn
 
+from suite import papers
 from suite.contract import GroupSpec
 from suite.errors import check_choice, check_range
 from suite.models.engine import RecurrentNet, Transition
 from suite.models.skew import SKEW_INITS
-from suite.registry import register_model
+from suite.registry import Preset, SpeedRow, register_model
 
-SCURNN = "Maduranga, Helfrich & Ye, AAAI 2019, arXiv:1811.04142v2"
+CODE = f"{papers.SCURNN}, the authors' code (scuRNN_*.py)"
+# A with RMSprop, the phases with Adagrad, the rest with Adam
+PRESETS = (
+    Preset("quick", "*", {"optimizer": "adam", "lr.phases": 1e-3}, CODE),
+    Preset("paper", "*", {"optimizer": "adam", "lr": 1e-3, "orth_optimizer": "rmsprop", "orth_lr": 1e-4,
+                          "rmsprop_alpha": 0.9, "optimizer.phases": "adagrad", "lr.phases": 1e-3},
+           CODE + " (adding and MNIST scripts)"),
+    Preset("paper", "copying", {"hidden": 130, "lr.phases": 1e-4}, CODE + " (scuRNN_copying.py: n=130)"),
+    Preset("paper", "adding|*mnist", {"hidden": 116}, CODE + " (n=116)"),
+)
 
 
 def skew_hermitian(x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
@@ -121,8 +131,8 @@ def scurnn_params(n: int, d_in: int, d_out: int) -> int:
     return n * n + n + 2 * n * d_in + n + 2 * n + 2 * n * d_out + d_out
 
 
-@register_model(mission=False, family="scuRNN", published_as="scuRNN", constraint="unitary", paper=SCURNN,
-                params=scurnn_params)
+@register_model(mission=False, family="scuRNN", published_as="scuRNN", constraint="unitary", paper=papers.SCURNN,
+                params=scurnn_params, presets=PRESETS, speed=(SpeedRow("cpu"), SpeedRow("gpu")))
 def scurnn(d_in: int, d_out: int, output: str = "last", hidden: int = 116, grad: str = "closed_form",
            engine: str = "auto") -> ScuNet:
     """scuRNN, W = (I+A)^-1 (I-A) D, A skew-Hermitian, trainable phases D; closed-form gradients."""

@@ -22,11 +22,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from suite import papers
 from suite.errors import check_range
 from suite.models.engine import RecurrentNet, Transition
-from suite.registry import register_model
+from suite.registry import Preset, Published, SpeedRow, register_model
 
-URNN = "Arjovsky, Shah & Bengio, ICML 2016, arXiv:1511.06464v4"
+PRESETS = (
+    Preset("quick", "*", {"orth_lr": 1e-3}, f"{papers.URNN} (one RMSprop rate for every weight, section 5)"),
+    # RMSprop (decay 0.9) at 1e-3 for every weight, no clipping (section 5)
+    Preset("paper", "*", {"optimizer": "rmsprop", "lr": 1e-3, "orth_optimizer": "rmsprop", "orth_lr": 1e-3,
+                          "rmsprop_alpha": 0.9}, f"{papers.URNN}, section 5"),
+    Preset("paper", "copying", {"hidden": 128}, f"{papers.URNN}, section 5.1 (n=128)"),
+    Preset("paper", "adding|*mnist", {"hidden": 512}, f"{papers.URNN}, sections 5.2-5.3 (n=512)"),
+)
+_TABLE = f"{papers.URNN}, section 5.3 (read in the December 2015 draft; the final text unverified)"
+PUBLISHED = (Published("mnist", "uRNN", 512, "accuracy", 0.951, _TABLE, verified=False),
+             Published("pmnist", "uRNN", 512, "accuracy", 0.914, _TABLE, verified=False))
 PERMUTATION_SEED = 1234
 
 
@@ -66,8 +77,9 @@ def urnn_params(n: int, d_in: int, d_out: int) -> int:
     return 7 * n + 2 * n * d_in + n + 2 * n + 2 * n * d_out + d_out
 
 
-@register_model(mission=False, family="uRNN", published_as="uRNN", constraint="unitary", paper=URNN,
-                params=urnn_params, cost=2.0)
+@register_model(mission=False, family="uRNN", published_as="uRNN", constraint="unitary", paper=papers.URNN,
+                params=urnn_params, cost=2.0, presets=PRESETS, published=PUBLISHED,
+                speed=(SpeedRow("cpu"), SpeedRow("gpu")))
 def urnn(d_in: int, d_out: int, output: str = "last", hidden: int = 128, engine: str = "auto") -> RecurrentNet:
     """uRNN, W = D3 R2 F^-1 D2 Pi R1 F D1 (restricted unitary), complex modReLU, learned h_0."""
     check_range("hidden", hidden, low=1, where="urnn")

@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from suite.errors import ConfigError
 from suite.reports import comparison, figures
 from suite.reports.data import Group, differences, group, load, task_info
-from suite.reports.published import PUBLISHED, matching, model_init
+from suite.reports.published import matching, published_rows
 
 RUN_FIELDS = ("steps", "batch_size", "hidden", "optimizer", "lr", "orth_optimizer", "orth_lr",
               "rmsprop_alpha", "clip", "eval_every")
@@ -58,8 +58,7 @@ def _rows(task: str, groups: list[Group], info: dict, tested: dict | None = None
         orth = g.stat("final_orth_error")[0]
         r0 = g.runs[0]
         model_options = r0.config.get("model_options") or {}
-        published = matching(g.protocol.name if g.protocol else None, g.model, g.hidden,
-                             model_init(g.model, model_options))
+        published = matching(g.protocol.name if g.protocol else None, g.model, g.hidden, model_options)
         rows.append({"label": g.label, "params": _params(r0.params_total, r0.params_dof),
                      "recurrent": _num(r0.params_recurrent),
                      "metric": t["cell"] if t else _pm(mean, std, n), "versus": t["versus"] if t else "—",
@@ -244,7 +243,7 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
     html = env.get_template("index.html").render(
         title="Orthogonal & unitary RNN benchmark", generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         store=str(db), n_runs=len(runs), statuses=dict(Counter(r.status for r in runs).most_common()),
-        tasks=tasks, environments=_environments(runs), matches=matches, published=PUBLISHED, version=__version__,
+        tasks=tasks, environments=_environments(runs), matches=matches, published=published_rows(), version=__version__,
         aggregate=aggregate, tuning=tuning, test_name=comparison.stats.TEST, alpha=comparison.stats.ALPHA)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")

@@ -15,7 +15,7 @@ sweep. Besides ``forward`` it exposes:
   group falls back to and may give it an update rule of its own (the full-capacity uRNN's Cayley
   retraction). Presets and ``--set`` address a group's settings as ``lr.<group>``,
   ``optimizer.<group>``, ``weight_decay.<group>``.
-- ``regularizer()``: a term added to the task loss (nnRNN's eigenvalue-modulus penalty); default 0.
+- ``regularizer()``: a term added to the task loss (nnRNN's penalty on its blocks' scale factors); default 0.
 - ``after_step(step)``: a hook run after every optimizer step (dynamic trivialization moves its base
   here); the default does nothing.
 - ``trajectory(x)``: ``(output, [h_1, ..., h_T])`` with every hidden state in the autograd graph, for
@@ -25,6 +25,11 @@ sweep. Besides ``forward`` it exposes:
 - Mixed precision: a run with ``precision="bf16"`` calls ``forward`` (and ``trajectory``) under a
   bfloat16 autocast; a model keeps what must stay float32 (its recurrent matrix, its recurrence) inside
   ``full_precision(x)``.
+- ``step_product()``: the shape of the product each time step cannot avoid, h_{t-1} W^T, as (state
+  width, gate rows per state unit), or None for a model without one (a parallel scan); ``suite speed``
+  times a step against the floor this implies.
+- ``check(device)``: refuse, with a ConfigError saying why, a model that cannot run on ``device`` as
+  configured (a Triton engine without a CUDA device); called when a sweep is planned.
 
 Parameter counts come from the module (``sum(p.numel())``, the stored numbers); the recurrent count is
 what the recurrent part stores. ``degrees_of_freedom()`` is the dimension of what is learned: the same
@@ -108,6 +113,13 @@ class RecurrentModel(nn.Module, abc.ABC):
 
     def after_step(self, step: int) -> None:
         """Run after each optimizer step."""
+
+    def step_product(self) -> tuple[int, int] | None:
+        """(state width, gate rows per unit) of the per-step product h_{t-1} W^T; None: no such product."""
+        return None
+
+    def check(self, device: torch.device) -> None:
+        """Raise ConfigError if the model, as configured, cannot run on ``device``."""
 
     def recurrent_parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameter_groups().get("orthogonal", []))

@@ -83,7 +83,7 @@ def format_plan(resolved: list[Resolved], estimates: dict, scale: str, device: s
     protocols = list(dict.fromkeys(r.protocol.name for r in resolved))
     models = list(dict.fromkeys(r.config.model for r in resolved))
     seeds = sorted({r.config.seed for r in resolved})
-    total = sum(estimates.get(r.config.config_hash, (None,))[0] or 0 for r in resolved)
+    total = sum((estimates.get(r.config.config_hash, (None,))[0] or 0) * r.config.steps / 1e3 for r in resolved)
     unknown = sum(1 for r in resolved if estimates.get(r.config.config_hash, (None,))[0] is None)
     lines.append(f"plan, scale {scale}: {len(protocols)} protocol(s) x {len(models)} model(s) x "
                  f"{len(seeds)} seed(s) = {len(resolved)} runs; estimated training time "

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from suite.config import RunConfig, apply_values, canonical, scope_of
 from suite.errors import ConfigError, UnknownNameError, check_choice
-from suite.presets import DTRIV, EXPRNN, SCALES, SCORNN, presets_for
+from suite.papers import DTRIV, EXPRNN, QUICK, SCORNN
+from suite.presets import SCALES, scoped_presets
 
 # RunConfig fields that belong to the protocol; every other field is model-side or bookkeeping.
 PROTOCOL_FIELDS = ("steps", "batch_size", "eval_every", "eval_batch_size")
@@ -37,19 +38,21 @@ class Protocol:
     task: str
     values: Mapping[str, object]  # task.<option> and PROTOCOL_FIELDS only
     source: str
-    authors: str = ""  # the models the source itself ran (fnmatch patterns joined by "|"), for display
     note: str = ""
 
     def shared(self) -> dict:
         return dict(self.values)
 
 
-def _p(name, scales, task, source, authors="", note="", **values) -> Protocol:
+def _p(name, scales, task, source, note="", **values) -> Protocol:
     vals = {(k if k in PROTOCOL_FIELDS else f"task.{k}"): v for k, v in values.items()}
-    return Protocol(name, tuple(scales), task, vals, source, authors, note)
+    return Protocol(name, tuple(scales), task, vals, source, note)
 
 
-_QUICK = "suite quick scale (the main job: about five minutes on two CPU cores)"
+_QUICK = QUICK + " (the main job: about five minutes on two CPU cores)"
+SCORNN_CODE = f"{SCORNN}, section 5 and the authors' code"
+EXPRNN_CODE = f"{EXPRNN}, section 5 and its code"
+DTRIV_CODE = f"{DTRIV}, and its code"
 _EVAL = dict(eval_every=100, eval_batch_size=500)
 _EVAL_NOTE = "evaluation schedule and set sizes are the suite's (the paper shows training curves)"
 
@@ -69,35 +72,36 @@ PROTOCOLS: list[Protocol] = [
     _p("quick-timit", ("quick",), "timit", _QUICK, steps=1000, batch_size=16, **_EVAL),
 
     # ---- paper ----------------------------------------------------------------------------------
-    _p("scornn-copying-T1000", ("paper",), "copying", SCORNN + " (copying, T=1000: 10,000 iterations at batch 20)",
-       "scornn*|lstm", _EVAL_NOTE, T=1000, K=10, layout="A", eval_size=1000, steps=10_000, batch_size=20,
-       **_EVAL),
-    _p("scornn-copying-T2000", ("paper",), "copying", SCORNN + " (copying, T=2000: 10,000 iterations at batch 20)",
-       "scornn*|lstm", _EVAL_NOTE, T=2000, K=10, layout="A", eval_size=1000, steps=10_000, batch_size=20,
-       **_EVAL),
+    _p("scornn-copying-T1000", ("paper",), "copying",
+       SCORNN_CODE + " (copying, T=1000: 10,000 iterations at batch 20)", _EVAL_NOTE,
+       T=1000, K=10, layout="A", eval_size=1000, steps=10_000, batch_size=20, **_EVAL),
+    _p("scornn-copying-T2000", ("paper",), "copying",
+       SCORNN_CODE + " (copying, T=2000: 10,000 iterations at batch 20)", _EVAL_NOTE,
+       T=2000, K=10, layout="A", eval_size=1000, steps=10_000, batch_size=20, **_EVAL),
     _p("exprnn-copying-T1000", ("paper",), "copying",
-       EXPRNN + " (copying script: L=1000, 4000 iterations at batch 128, marker on the first recall step); "
-       + DTRIV, "exprnn*|dtriv", _EVAL_NOTE, T=1000, K=10, layout="B", eval_size=1000, steps=4000,
-       batch_size=128, **_EVAL),
-    _p("scornn-adding-T200", ("paper",), "adding", SCORNN + " (adding, T=200: 10 epochs of 100k samples at batch 50)",
-       "scornn*", _EVAL_NOTE, T=200, eval_size=1000, steps=20_000, batch_size=50, **_EVAL),
-    _p("scornn-adding-T750", ("paper",), "adding", SCORNN + " (adding, T=750: 10 epochs of 100k samples at batch 50)",
-       "scornn*", _EVAL_NOTE, T=750, eval_size=1000, steps=20_000, batch_size=50, **_EVAL),
-    _p("scornn-mnist", ("paper",), "mnist", SCORNN + " (MNIST: 70 epochs of 55k at batch 50)", "scornn*",
+       EXPRNN_CODE + " (copying script: L=1000, 4000 iterations at batch 128, marker on the first recall step); "
+       + DTRIV_CODE, _EVAL_NOTE, T=1000, K=10, layout="B", eval_size=1000, steps=4000, batch_size=128, **_EVAL),
+    _p("scornn-adding-T200", ("paper",), "adding",
+       SCORNN_CODE + " (adding, T=200: 10 epochs of 100k samples at batch 50)", _EVAL_NOTE,
+       T=200, eval_size=1000, steps=20_000, batch_size=50, **_EVAL),
+    _p("scornn-adding-T750", ("paper",), "adding",
+       SCORNN_CODE + " (adding, T=750: 10 epochs of 100k samples at batch 50)", _EVAL_NOTE,
+       T=750, eval_size=1000, steps=20_000, batch_size=50, **_EVAL),
+    _p("scornn-mnist", ("paper",), "mnist", SCORNN_CODE + " (MNIST: 70 epochs of 55k at batch 50)",
        "model selection on a 5000-image validation split", val_size=5000, steps=77_000, batch_size=50,
        eval_every=1100, eval_batch_size=500),
-    _p("scornn-pmnist", ("paper",), "pmnist", SCORNN + " (permuted MNIST: 70 epochs of 55k at batch 50)",
-       "scornn*", "model selection on a 5000-image validation split", val_size=5000, steps=77_000,
+    _p("scornn-pmnist", ("paper",), "pmnist", SCORNN_CODE + " (permuted MNIST: 70 epochs of 55k at batch 50)",
+       "model selection on a 5000-image validation split", val_size=5000, steps=77_000,
        batch_size=50, eval_every=1100, eval_batch_size=500),
-    _p("exprnn-mnist", ("paper",), "mnist", EXPRNN + " (MNIST script: 70 epochs at batch 128); " + DTRIV,
-       "exprnn*|dtriv|lstm", "model selection on a 5000-image validation split (the script reports the best "
+    _p("exprnn-mnist", ("paper",), "mnist", EXPRNN_CODE + " (MNIST script: 70 epochs at batch 128); " + DTRIV_CODE,
+       "model selection on a 5000-image validation split (the script reports the best "
        "test accuracy over epochs)", val_size=5000, steps=30_000, batch_size=128, eval_every=430,
        eval_batch_size=500),
-    _p("exprnn-pmnist", ("paper",), "pmnist", EXPRNN + " (MNIST script --permute: 70 epochs at batch 128); "
-       + DTRIV, "exprnn*|dtriv|lstm", "model selection on a 5000-image validation split", val_size=5000,
+    _p("exprnn-pmnist", ("paper",), "pmnist", EXPRNN_CODE + " (MNIST script --permute: 70 epochs at batch 128); "
+       + DTRIV_CODE, "model selection on a 5000-image validation split", val_size=5000,
        steps=30_000, batch_size=128, eval_every=430, eval_batch_size=500),
-    _p("exprnn-timit", ("paper",), "timit", EXPRNN + " (TIMIT script: batch 128, 1200 epochs of 3640 utterances)",
-       "exprnn*|dtriv", "steps = 1200 epochs x 28 batches", steps=33_600, batch_size=128, eval_every=280,
+    _p("exprnn-timit", ("paper",), "timit", EXPRNN_CODE + " (TIMIT script: batch 128, 1200 epochs of 3640 utterances)",
+       "steps = 1200 epochs x 28 batches", steps=33_600, batch_size=128, eval_every=280,
        eval_batch_size=128),
 
     # ---- offline real data: scikit-learn's 8x8 digits (no paper runs it) --------------------------
@@ -170,14 +174,14 @@ def resolve_protocol(proto: Protocol, model: str, seed: int = 0, overrides: dict
                           f"{', '.join(proto.scales)}")
     config = RunConfig(model=model, task=proto.task, seed=seed)
     sources: dict[str, str] = {}
-    for p in presets_for(model, proto.task, scale):
+    for who, p in scoped_presets(model, proto.task, scale):
         for key, value in p.values.items():
             scope, name = scope_of(config, key)
             if scope == "task" or name in PROTOCOL_FIELDS:
-                raise ConfigError(f"preset {p.models} on {p.task} sets {key!r}, a protocol setting; "
+                raise ConfigError(f"preset {who} on {p.task} sets {key!r}, a protocol setting; "
                                   "protocol settings belong in suite/protocols.py")
             config = apply_values(config, {key: value}, strict=True)
-            sources[canonical(scope, name)] = f"preset ({p.scale} {p.task} {p.models}): {p.source}"
+            sources[canonical(scope, name)] = f"preset ({p.scale} {p.task} {who}): {p.source}"
     for key, value in proto.values.items():
         scope, name = scope_of(config, key)
         config = apply_values(config, {key: value}, strict=True)
@@ -227,4 +231,13 @@ def named_protocols() -> dict[str, Protocol]:
 
 
 def _any_model() -> str:
-    return "lstm"  # model-side settings do not enter a protocol key; any registered model will do
+    from suite.registry import MODELS
+
+    return MODELS.names()[0]  # model-side settings do not enter a protocol key; any registered model will do
+
+
+def resolve(model: str, task: str, scale: str, seed: int = 0, overrides: dict | None = None,
+            strict: bool = True) -> RunConfig:
+    """The config for (model, task) under the task's first protocol at ``scale`` (``protocols_for``
+    lists all of them)."""
+    return resolve_protocol(protocols_for(scale, task)[0], model, seed, overrides, strict=strict, scale=scale).config

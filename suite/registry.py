@@ -11,7 +11,7 @@ import fnmatch
 import importlib
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
@@ -19,16 +19,65 @@ from suite.errors import ConfigError, UnknownNameError
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    """What the suite knows of a model, as data: presets, published-number matching, the speed table,
-    the run order and the tests read it from here, never from the model's name."""
+class Preset:
+    """Model-side settings (hidden size, optimizers, rates, ``model.<option>``, ``<setting>.<group>``)
+    for the tasks matching ``task`` at ``scale``, with their source. In a model's registration it
+    applies to that model; in ``suite.presets.SUITE_PRESETS`` to the models matching ``models``
+    (fnmatch patterns or ``family:<name>``, joined by "|")."""
 
-    family: str = ""  # whose training conventions it follows; presets match it as "family:<name>"
-    published_as: str = ""  # the model's name in published tables (reports/published.py)
+    scale: str
+    task: str  # fnmatch patterns joined by "|"
+    values: Mapping[str, object] = field(default_factory=dict)
+    source: str = ""
+    models: str = "*"
+
+    def matches_task(self, scale: str, task: str) -> bool:
+        return scale == self.scale and any(fnmatch.fnmatchcase(task, p) for p in self.task.split("|"))
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published number, comparable with runs of the suite's ``protocol`` (None: a protocol the
+    suite does not define; listed, never matched) by a model published as ``model`` at ``hidden``
+    whose options include ``options`` (the init, dtriv's K, ...: whatever changes the number)."""
+
+    task: str
+    model: str  # the paper's name for the model (a registry entry's ``published_as``)
+    hidden: int
+    metric: str
+    value: float
+    source: str
+    verified: bool = True  # False: not checked against the paper itself
+    note: str = ""
+    protocol: str | None = None
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpeedRow:
+    """A row of ``suite speed``'s default table on ``device`` ("cpu" or "gpu"): the model with
+    ``engine`` (None: its default), and optionally a target ratio to the baseline it must meet."""
+
+    device: str
+    engine: str | None = None
+    limit: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the suite knows of a model, as data written beside it in its own file: presets, published
+    numbers, the speed table, the run order and the tests read it from here, never from its name."""
+
+    family: str = ""  # whose training conventions it follows (colours, ``family:<name>`` patterns)
+    published_as: str = ""  # the model's name in published tables (``Published.model``)
     constraint: str | None = None  # what recurrent_matrix() satisfies: orthogonal, unitary, stable, None
     paper: str = ""  # the paper it implements (authors, venue, arXiv id and version)
-    params: Callable[[int, int, int], int] | None = None  # the paper's parameter count (n, d_in, d_out)
+    params: Callable[..., int] | None = None  # the paper's parameter count (n, d_in, d_out, **options)
     cost: float = 1.0  # relative cost of a training step at equal size, to start long runs first
+    presets: tuple[Preset, ...] = ()  # its papers' settings per (scale, task), in order of application
+    published: tuple[Published, ...] = ()  # published numbers for it (matched by published_as)
+    defines: Mapping[str, object] = field(default_factory=dict)  # options its factory fixes (init="cayley")
+    speed: tuple[SpeedRow, ...] = ()  # its rows in `suite speed`'s default tables
 
 
 @dataclass(frozen=True)
@@ -44,6 +93,15 @@ class Entry:
     def groups(self) -> tuple[str, ...]:
         """The parameter-group names the model's class declares (models only)."""
         return tuple(getattr(self.cls, "GROUPS", {}) or ())
+
+    def paper_parameter_count(self, n: int, d_in: int, d_out: int, **options) -> int | None:
+        """The paper's parameter count at hidden size ``n`` with the model's ``options`` (those the
+        formula takes: LRU's width and depth, ...); None without a formula."""
+        formula = self.info.params if self.info else None
+        if formula is None:
+            return None
+        takes = inspect.signature(formula).parameters
+        return formula(n, d_in, d_out, **{k: v for k, v in options.items() if k in takes})
 
     @property
     def doc(self) -> str:

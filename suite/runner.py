@@ -93,11 +93,14 @@ def build(config: RunConfig, device: torch.device | str = "cpu"):
     return task, model.to(device)
 
 
-def validate(config: RunConfig) -> None:
-    """Everything that can be wrong before training: names, options, values, data files."""
+def validate(config: RunConfig, device: torch.device | None = None) -> None:
+    """Everything that can be wrong before training: names, options, values, data files, and (given
+    the ``device`` the run will use) whether the model can run there."""
     task, model = build(config)
     task.check()
     make_optimizers(model, config)  # group names and per-group optimizer choices
+    if device is not None:
+        model.check(device)
 
 
 def group_settings(model: RecurrentModel, config: RunConfig, group: str) -> dict:

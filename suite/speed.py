@@ -14,93 +14,119 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from suite.contract import RecurrentModel
 from suite.memory import keep_freed_memory
-from suite.registry import create_model
+from suite.registry import MODELS, create_model, create_task
 from suite.seeding import seeded
 
-# The comparison models beyond the mission set (no speed target; rows for reference).
-NEW_MODELS = ["urnn", "fcurnn", "scurnn", "nnrnn", "cornn", "lru"]
-# Speed targets: model rows, the baseline each is measured against, limits against the baseline and
-# against each model's own floor (``floor_fn``). On CPU the floor target holds at the default case and
-# at the copying case (T=120: length 100 + 20, B=128), ``suite speed --T 120 --B 128``.
+# Against each model's own floor (``floor_fn``): the floor target holds at the default case and at the
+# copying case (T=120: length 100 + 20, B=128), ``suite speed --T 120 --B 128``.
 FLOOR_LIMIT = 1.5
-TARGETS = {
-    "cpu": {"case": dict(n=190, T=1000, B=32), "baseline": "nn.RNN(tanh)",
-            "models": ["rnn@fused", "scornn@fused", "scornn@reference", "exprnn", "torch_cayley", "eurnn", "lstm",
-                       *NEW_MODELS],
-            "limit": {"rnn@fused": 0.9, "scornn@fused": 0.9}},
-    "gpu": {"case": dict(n=190, T=1000, B=128), "baseline": "nn.RNN(relu)",
-            "models": ["rnn@triton", "scornn@triton", "scornn@triton-tf32", "scornn@triton-bf16",
-                       "rnn@triton-bf16", "scornn@fused", "scornn@reference", "eurnn", "lstm", *NEW_MODELS],
-            "limit": {"scornn@triton": 1.5, "rnn@triton": 1.5}},
-}
+DEVICES = {"cpu": dict(case=dict(n=190, T=1000, B=32), baseline="nn.RNN(tanh)"),
+           "gpu": dict(case=dict(n=190, T=1000, B=128), baseline="nn.RNN(relu)")}
+K = 10  # the copying task's symbols: a sequence of length T is the copying task with delay T - 2K
+
+
+def targets(device: str) -> dict:
+    """The default table for ``device`` ("cpu" or "gpu"), from the registry: each model's speed rows
+    (``name@engine``) and their target ratios against the baseline."""
+    rows, limits = [], {}
+    for entry in MODELS.entries():
+        for r in entry.info.speed:
+            if r.device == device:
+                name = entry.name + (f"@{r.engine}" if r.engine else "")
+                rows.append(name)
+                if r.limit is not None:
+                    limits[name] = r.limit
+    return {**DEVICES[device], "models": rows, "limit": limits}
 
 
 @dataclass(frozen=True)
 class SpeedCase:
-    n: int = 190
-    T: int = 1000
+    n: int = 190  # hidden size
+    T: int = 1000  # sequence length: the copying task with delay T - 20
     B: int = 32
-    d_in: int = 10
-    d_out: int = 9
     device: str = "cpu"
 
+    def __post_init__(self):
+        if self.T <= 2 * K:
+            from suite.errors import ConfigError
 
-class TorchRNN(nn.Module):
+            raise ConfigError(f"invalid T={self.T}: the speed case is the copying task, whose sequences are "
+                              f"longer than {2 * K} (its delay is T - {2 * K})")
+
+    def task(self):
+        return create_task("copying", T=self.T - 2 * K, K=K, eval_size=1)
+
+
+class TorchRNN(RecurrentModel):
     """torch.nn.RNN (cuDNN on GPU) with the same readout: the reference point."""
 
-    def __init__(self, case: SpeedCase, nonlinearity: str):
-        super().__init__()
-        self.rnn = nn.RNN(case.d_in, case.n, nonlinearity=nonlinearity, batch_first=True)
-        self.readout = nn.Linear(case.n, case.d_out)
+    def __init__(self, d_in: int, d_out: int, n: int, nonlinearity: str):
+        super().__init__(d_in, d_out, n, "sequence")
+        self.rnn = nn.RNN(d_in, n, nonlinearity=nonlinearity, batch_first=True)
+        self.readout = nn.Linear(n, d_out)
 
     def forward(self, x):
         return self.readout(self.rnn(x)[0])
 
+    def recurrent_matrix(self):
+        return self.rnn.weight_hh_l0
 
-def step_fn(model: nn.Module, case: SpeedCase) -> Callable[[], None]:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(case.B, case.T, case.d_in, generator=gen).to(case.device)
-    y = torch.randint(0, case.d_out, (case.B, case.T), generator=gen).to(case.device)
+    def trajectory(self, x):
+        raise NotImplementedError("the speed baseline records no gradient profile")
 
-    opt = torch.optim.RMSprop(model.parameters(), lr=1e-5, alpha=0.9)
+    def step_product(self):
+        return self.hidden, 1
+
+
+def _config(name: str, case: SpeedCase):
+    """The run settings a model's step uses: the paper scale's on copying (its optimizers and rates;
+    ``build`` gives the model its default options), at the case's size."""
+    from suite.protocols import resolve
+
+    if name not in MODELS.names():  # the nn.RNN reference rows: the suite's defaults
+        from suite.config import RunConfig
+
+        return RunConfig(model=name, task="copying", batch_size=case.B, hidden=case.n)
+    return resolve(name, "copying", "paper", overrides={"hidden": case.n, "batch_size": case.B,
+                                                        "task.T": case.T - 2 * K})
+
+
+def step_fn(model: RecurrentModel, case: SpeedCase, config=None) -> Callable[[], None]:
+    """One training step as runs take it (``suite.runner.train_step``: the model's own optimizers, its
+    regularizer and after-step hook) on one fixed copying batch."""
+    from suite.runner import make_optimizers, train_step
+
+    config = config or _config(getattr(model, "speed_name", ""), case)
+    task = case.task()
+    x, y = task.train_batch(1, case.B, 0)
+    x, y = x.to(case.device), y.to(case.device)
+    opts = make_optimizers(model, config)
+    count = iter(range(1, 1 << 62))
 
     def step():
-        model.zero_grad(set_to_none=True)
-        out = model(x)
-        nn.functional.cross_entropy(out.reshape(-1, case.d_out), y.reshape(-1)).backward()
-        opt.step()
+        loss = train_step(model, opts, task, x, y, next(count), config.clip)
         if case.device.startswith("cuda"):
             torch.cuda.synchronize()
+        return loss
 
     return step
 
 
-def _recurrent_width(model: nn.Module) -> tuple[int, int] | None:
-    """(state width, gate count) of the per-step product h_{t-1} @ W: a complex state of size n is a
-    real 2n-wide one (four real n x n products); LSTM/GRU multiply by 4n/3n gate rows. None: the model
-    has no per-step product (nothing to floor against)."""
-    transition = getattr(model, "transition", None)
-    if transition is not None:
-        return (2 * transition.n if transition.is_complex else transition.n), 1
-    for m in model.modules():
-        if isinstance(m, nn.RNNBase):
-            rows, n = m.weight_hh_l0.shape
-            return n, rows // n
-    return None
-
-
-def floor_fn(model: nn.Module, case: SpeedCase) -> Callable[[], None] | None:
+def floor_fn(model: RecurrentModel, case: SpeedCase) -> Callable[[], None] | None:
     """The work a training step of ``model`` cannot avoid, as one callable: every GEMM of the step on
     contiguous, preallocated operands (T step products forward, T - 1 adjoint products backward, the
     one dW product, the input projection and readout with their gradients), plus the map that makes W
     from its parameters, forward and backward, as torch computes it. Timed beside the model, it is the
     floor the step's time is quoted against."""
-    shape = _recurrent_width(model)
+    shape = model.step_product()
     if shape is None:
         return None
     width, gates = shape
     T, B, dev = case.T, case.B, case.device
+    task = case.task()
+    d_in, d_out = task.d_in, task.d_out
     gen = torch.Generator().manual_seed(1)
 
     def rand(*size):
@@ -110,12 +136,13 @@ def floor_fn(model: nn.Module, case: SpeedCase) -> Callable[[], None] | None:
     h, g, tmp = rand(B, width), rand(B, gates * width), torch.empty(B, gates * width, device=dev)
     back = torch.empty(B, width, device=dev)
     H, dZ = rand(T * B, width), rand(T * B, gates * width)
-    X, U = rand(T * B, case.d_in), rand(case.d_in, gates * width)
-    R, gY = rand(width, case.d_out), rand(T * B, case.d_out)
+    X, U = rand(T * B, d_in), rand(d_in, gates * width)
+    R, gY = rand(width, d_out), rand(T * B, d_out)
     big = torch.empty(T * B, gates * width, device=dev)
     dH = torch.empty(T * B, width, device=dev)
-    out_y = torch.empty(T * B, case.d_out, device=dev)
-    mapped = [p for p in getattr(model, "transition", nn.Module()).parameters() if p.requires_grad]
+    out_y = torch.empty(T * B, d_out, device=dev)
+    # the map from parameters to W (none where W is itself a parameter)
+    mapped = model.recurrent_matrix().grad_fn is not None
 
     def step():
         torch.mm(X, U, out=big)  # input projection
@@ -131,25 +158,24 @@ def floor_fn(model: nn.Module, case: SpeedCase) -> Callable[[], None] | None:
         if mapped:  # the map from parameters to W, forward and backward
             Wm = model.recurrent_matrix()
             (Wm.real if Wm.is_complex() else Wm).sum().backward()
-            for p in mapped:
-                p.grad = None
+            model.zero_grad(set_to_none=True)
         if dev.startswith("cuda"):
             torch.cuda.synchronize()
 
     return step
 
 
-def build(name: str, case: SpeedCase, **options) -> nn.Module:
+def build(name: str, case: SpeedCase, **options) -> RecurrentModel:
     """A model by registry name; ``name@engine`` picks the recurrence engine (e.g. scornn@triton-bf16)."""
     name, _, engine = name.partition("@")
-    if engine:
-        options = {**options, "engine": engine}
+    task = case.task()
     with seeded(0):
         if name.startswith("nn.RNN"):
-            model = TorchRNN(case, name.split("(")[1].rstrip(")"))
-        else:
-            model = create_model(name, d_in=case.d_in, d_out=case.d_out, output="sequence",
-                                 hidden=case.n, **options)
+            model = TorchRNN(task.d_in, task.d_out, case.n, name.split("(")[1].rstrip(")"))
+        else:  # the model's default options (some presets' options, scoRNN's rho, depend on the size)
+            opts = {**options, **({"engine": engine} if engine else {})}
+            model = create_model(name, d_in=task.d_in, d_out=task.d_out, output=task.output, hidden=case.n, **opts)
+    model.speed_name = name
     return model.to(case.device)
 
 

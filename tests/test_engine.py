@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from suite.errors import ConfigError
-from suite.models.engine import ACTIVATIONS, recurrence, reference_recurrence, resolve_engine
+from suite.models.engine import ACTIVATIONS, RecurrentNet, recurrence, reference_recurrence, resolve_engine
 from suite.models.kernels import fused
-from suite.registry import create_model
+from suite.registry import MODELS, create_model
 
 
 def _case(kind, T=30, B=3, n=7, seed=0, dtype=torch.float64):
@@ -151,7 +151,11 @@ def test_auto_engine_choice():
         create_model("scornn", d_in=1, d_out=1, hidden=4, engine="warp")
 
 
-@pytest.mark.parametrize("name", ["scornn", "exprnn", "torch_cayley", "geotorch_expm", "eurnn"])
+# every registered model on the engine (a Transition making W), from the registry's data
+ENGINE_MODELS = [e.name for e in MODELS.entries() if e.cls is not None and issubclass(e.cls, RecurrentNet)]
+
+
+@pytest.mark.parametrize("name", ENGINE_MODELS)
 def test_recurrent_matrix_computed_once_per_forward(name, monkeypatch):
     model = create_model(name, d_in=2, d_out=2, hidden=6)
     calls = []
@@ -182,7 +186,7 @@ def test_inplace_recurrence_matches_and_spares_what_it_was_not_handed(kind):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["scornn", "rnn", "eurnn", "eurnn_fft", "urnn", "scurnn", "fcurnn"])
+@pytest.mark.parametrize("name", ENGINE_MODELS)
 def test_model_forward_and_gradients_match_the_reference_loop(name):
     """The whole model on the fused path (time-major layout, states written over U x_t) against the
     same model on the plain loop, float64."""

@@ -9,6 +9,7 @@ import torch
 
 from suite.config import RunConfig
 from suite.contract import orthogonality_error
+from suite.errors import ConfigError
 from suite.models.fcurnn import CayleyUnitary
 from suite.models.lru import LRULayer, associative_scan
 from suite.models.scurnn import ScaledUnitaryCayley, scaled_unitary_cayley, scurnn_gradients, skew_hermitian
@@ -226,3 +227,72 @@ def test_cornn_matches_the_papers_update_written_out():
 
     J = torch.autograd.functional.jacobian(one_step, h0)
     torch.testing.assert_close(m.recurrent_matrix().detach(), J, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [6, 8])  # det of the reversal: -1 at n=6 (the sign flip), +1 at n=8
+def test_nnrnn_from_authors_runs_the_authors_recurrence(n):
+    """The authors' cell computes h_{t-1} M, M = P (Lambda + T) P^T; converted, this model's W = M^T."""
+    from suite.models.nnrnn import NonNormal, from_authors
+
+    g = torch.Generator().manual_seed(n)
+    L, T = torch.randn(n, n, generator=g, dtype=torch.float64), torch.randn(n, n, generator=g, dtype=torch.float64)
+    theta, gamma = 6.28 * torch.rand(n, generator=g, dtype=torch.float64), 0.5 + torch.rand(n // 2, generator=g,
+                                                                                          dtype=torch.float64)
+    # the authors' matrix, from their definitions
+    S = torch.triu(L, 1) - torch.triu(L, 1).mT
+    P = torch.linalg.matrix_exp(S)
+    c, s = torch.cos(theta[: n // 2]), torch.sin(theta[: n // 2])
+    Lam = torch.block_diag(*[gamma[i] * torch.tensor([[c[i], -s[i]], [s[i], c[i]]]) for i in range(n // 2)])
+    M = P @ (torch.triu(T, 1) + Lam) @ P.mT
+    t = NonNormal(n).double()
+    t.load_state_dict(from_authors(L, T, theta, gamma))
+    torch.testing.assert_close(t.matrix(), M.mT, rtol=0, atol=1e-10)
+    # loaded as they are, the same numbers give M itself: the transposed recurrence
+    same = NonNormal(n).double()
+    with torch.no_grad():
+        rows, cols = torch.triu_indices(n, n, 1)
+        same.log_p.copy_(S[rows, cols]), same.upper.copy_(T[rows, cols])
+        same.theta.copy_(theta[: n // 2]), same.gamma.copy_(gamma)
+    torch.testing.assert_close(same.matrix(), M, rtol=0, atol=1e-10)
+
+
+def test_nnrnn_from_authors_refuses_an_odd_size():
+    from suite.models.nnrnn import from_authors
+
+    with pytest.raises(ConfigError, match="hidden=5"):
+        from_authors(torch.zeros(5, 5), torch.zeros(5, 5), torch.zeros(5), torch.ones(2))
+
+
+def test_lru_eigenvalues_stay_inside_the_unit_circle_in_float32():
+    """nu = exp(nu_log) below float32's epsilon would round |lambda| = exp(-nu) to exactly 1."""
+    model = create_model("lru", d_in=2, d_out=3, hidden=8)
+    with torch.no_grad():
+        for b in model.blocks:
+            b.lru.nu_log.fill_(-20.0)
+    assert model.recurrent_matrix().dtype == torch.complex64
+    assert model.recurrent_matrix().diagonal().abs().max() < 1
+
+
+def test_lru_parameter_formula_follows_width_and_depth():
+    """At the paper scale's preset (width 256, depth 4) the registry's formula equals the module's count."""
+    from suite.registry import MODELS
+
+    model = create_model("lru", d_in=1, d_out=10, hidden=128, width=256, depth=4)
+    assert model.parameter_count() == 1_058_314
+    assert MODELS.entry("lru").paper_parameter_count(128, 1, 10, width=256, depth=4) == 1_058_314
+
+
+def test_fcurnn_stays_unitary_over_thousands_of_cayley_steps():
+    """W (complex64) is the float64 master copy rounded: no random walk off U(n) as steps add up."""
+
+    torch.manual_seed(0)
+    model = create_model("fcurnn", d_in=2, d_out=3, hidden=16)
+    W = model.transition.weight
+    opt = CayleyUnitary([W], lr=1e-3)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3000):
+        W.grad = torch.randn(W.shape, dtype=W.dtype, generator=g)
+        opt.step()
+    assert orthogonality_error(W) < 3e-7  # one rounding of a unitary matrix, not 3,000 of them
+    master = opt.state[W]["master"]
+    assert master.dtype == torch.complex128 and orthogonality_error(master) < 1e-12

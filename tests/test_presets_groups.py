@@ -7,7 +7,8 @@ import pytest
 
 from suite.config import RunConfig, apply_values, parse_assignments
 from suite.errors import ConfigError
-from suite.presets import PRESETS, presets_for, resolve
+from suite.presets import presets_for
+from suite.protocols import resolve
 from suite.registry import MODELS, TASKS, create_model
 from suite.runner import group_settings, make_optimizers
 
@@ -24,12 +25,17 @@ def test_every_matching_preset_applies_strictly(model):
                 config = apply_values(config, p.values, strict=True)
 
 
-def test_family_selects_presets():
-    assert [p.source for p in presets_for("scurnn", "copying", "paper")][-1].startswith("Maduranga")
-    assert not presets_for("scurnn", "copying", "paper")[0].models.startswith("scurnn")
-    # the expRNN conventions reach every model whose entry says so, and no other
+def test_a_models_own_presets_follow_the_suites():
+    from suite.models.exprnn import FAMILY_PRESETS
+    from suite.presets import SUITE_PRESETS
+
+    rows = presets_for("scurnn", "copying", "paper")
+    assert rows[-1].source.startswith("Maduranga") and rows[0] in SUITE_PRESETS
+    assert rows.index(rows[-1]) > max(rows.index(p) for p in rows if p in SUITE_PRESETS)
+    # expRNN's conventions reach exactly the models of its family (their registrations carry them)
     exp = {m for m in MODELS.names() if MODELS.entry(m).info.family == "expRNN"}
-    got = {m for m in MODELS.names() if any(p.models == "family:expRNN" for p in presets_for(m, "mnist", "paper"))}
+    mnist = [p for p in FAMILY_PRESETS if p.matches_task("paper", "mnist")]
+    got = {m for m in MODELS.names() if mnist and all(p in presets_for(m, "mnist", "paper") for p in mnist)}
     assert got == exp and "scornn" not in got
 
 
@@ -74,19 +80,26 @@ def test_config_identity_unchanged_without_group_settings():
     c2 = apply_values(RunConfig(model="scurnn", task="copying"), {"lr.phases": 1e-3}, strict=True)
     assert c2.config_hash != apply_values(RunConfig(model="scurnn", task="copying"), {}, strict=True).config_hash
     assert RunConfig.from_dict(c2.to_dict()) == c2
-    assert any(p.models.startswith("family:") for p in PRESETS)
 
 
 def test_published_numbers_match_through_the_registry_data():
     """The paper's model name comes from the registry entry (published_as), not from a name table."""
-    from suite.reports.published import _EX_P, _SC_M, PUBLISHED, matching
+    from suite.reports.published import matching, published_rows
 
-    assert {p.model for p in matching(_SC_M, "scornn_autograd", 170, "cayley")} == {"scoRNN"}
-    assert [p.value for p in matching(_EX_P, "dtriv", 170, "cayley")] == [0.951]  # "dtriv-100"
-    assert matching(_EX_P, "geotorch_expm", 170, None) == []  # expRNN's conventions, not its numbers
-    assert matching(_EX_P, "not_registered_here", 170, "cayley") == []
+    assert {p.model for p in matching("scornn-mnist", "scornn_autograd", 170, {})} == {"scoRNN"}
+    cayley = {"init": "cayley"}
+    assert [p.value for p in matching("exprnn-pmnist", "dtriv", 170, cayley)] == [0.951]  # "dtriv-100"
+    # the published dtriv-100 number needs K=100: another K (10, or expRNN's infinity) is another model
+    assert matching("exprnn-pmnist", "dtriv", 170, {**cayley, "K": 10}) == []
+    assert matching("exprnn-pmnist", "dtriv", 170, {**cayley, "K": None}) == []
+    assert matching("exprnn-pmnist", "dtriv", 170, {"init": "henaff"}) == []  # the init matters too
+    assert matching("exprnn-pmnist", "geotorch_expm", 170, {}) == []  # expRNN's conventions, not its numbers
+    assert matching("exprnn-pmnist", "not_registered_here", 170, cayley) == []
+    # exprnn_cayley fixes its init in its registration: it matches the Cayley-init numbers
+    assert [p.value for p in matching("exprnn-mnist", "exprnn_cayley", 170, {})] == [0.980]
+    assert matching("exprnn-mnist", "exprnn", 170, {}) == []  # Henaff by default
     # the comparison models' numbers are listed with their sources; no suite protocol reproduces them yet
-    urnn = [p for p in PUBLISHED if p.model == "uRNN"]
+    urnn = [p for p in published_rows() if p.model == "uRNN"]
     assert [(p.task, p.value) for p in urnn] == [("mnist", 0.951), ("pmnist", 0.914)]
     assert all(p.protocol is None and "arXiv:1511.06464" in p.source for p in urnn)
 

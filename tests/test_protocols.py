@@ -9,7 +9,7 @@ import torch
 
 from suite.config import RunConfig, apply_values, canonical, scope_of
 from suite.errors import ConfigError
-from suite.presets import PRESETS, SCALES
+from suite.presets import SCALES, listing, presets_for
 from suite.protocols import (
     LOCATION_OPTIONS,
     PROTOCOL_FIELDS,
@@ -21,7 +21,7 @@ from suite.protocols import (
 )
 from suite.registry import MODELS, TASKS
 from suite.reports.data import protocol_of
-from suite.reports.published import PUBLISHED, matching, model_init
+from suite.reports.published import effective_options, matching, published_rows
 from suite.reports.render import render_report
 from suite.runner import execute
 from suite.store import Store
@@ -84,12 +84,11 @@ def test_every_preset_and_protocol_value_lands_where_intended(protocol_obj, scal
     r = resolve_protocol(protocol_obj, model, scale=scale)
     config = r.config
     expected = {}
-    for preset in PRESETS:
-        if preset.matches(scale, model, protocol_obj.task):
-            for key, value in preset.values.items():
-                scope, name = scope_of(config, key)
-                assert scope != "task" and name not in PROTOCOL_FIELDS, f"{key} is a protocol setting"
-                expected[canonical(scope, name)] = (value, preset.source)
+    for preset in presets_for(model, protocol_obj.task, scale):
+        for key, value in preset.values.items():
+            scope, name = scope_of(config, key)
+            assert scope != "task" and name not in PROTOCOL_FIELDS, f"{key} is a protocol setting"
+            expected[canonical(scope, name)] = (value, preset.source)
     for key, value in protocol_obj.values.items():
         assert key in PROTOCOL_FIELDS or key.startswith("task."), f"{key} is a model-side setting"
         expected[key] = (value, protocol_obj.source)
@@ -103,7 +102,7 @@ def test_every_preset_and_protocol_value_lands_where_intended(protocol_obj, scal
 
 
 def test_presets_name_their_scope_and_hold_no_protocol_settings():
-    for preset in PRESETS:
+    for _, preset in listing():
         assert preset.scale in SCALES
         for key in preset.values:
             assert not key.startswith("task.") and key not in PROTOCOL_FIELDS, (preset, key)
@@ -164,20 +163,19 @@ def test_dry_run_estimates_from_measured_steps(tmp_path):
 
 def test_published_numbers_match_protocol_model_hidden_and_init():
     exprnn = resolve_protocol(protocol("exprnn-mnist"), "exprnn").config
-    init = model_init("exprnn", dict(exprnn.model_options))
-    assert init == "cayley"  # the authors' MNIST script's init, not the Henaff default
-    assert [p.value for p in matching("exprnn-mnist", "exprnn", exprnn.hidden, init)] == [0.980]
-    assert matching("exprnn-mnist", "exprnn", 170, "henaff") == []
-    assert matching("scornn-mnist", "exprnn", 170, "cayley") == []  # another protocol
-    assert matching(None, "scornn", 170, "cayley") == []  # an unnamed protocol matches nothing
-    assert [p.value for p in matching("exprnn-mnist", "exprnn_cayley", 170, model_init("exprnn_cayley", {}))] \
-        == [0.980]
+    options = dict(exprnn.model_options)
+    assert effective_options("exprnn", options)["init"] == "cayley"  # the MNIST script's, not the Henaff default
+    assert [p.value for p in matching("exprnn-mnist", "exprnn", exprnn.hidden, options)] == [0.980]
+    assert matching("exprnn-mnist", "exprnn", 170, {"init": "henaff"}) == []
+    assert matching("scornn-mnist", "exprnn", 170, {"init": "cayley"}) == []  # another protocol
+    assert matching(None, "scornn", 170, {}) == []  # an unnamed protocol matches nothing
+    assert [p.value for p in matching("exprnn-mnist", "exprnn_cayley", 170, {})] == [0.980]
     dtriv = resolve_protocol(protocol("exprnn-pmnist"), "dtriv").config
     assert dict(dtriv.model_options)["init"] == "cayley"
     lstm = resolve_protocol(protocol("exprnn-mnist"), "lstm").config
     assert lstm.rmsprop_alpha == 0.99 and lstm.hidden == 128  # torch RMSprop, as the expRNN code
     names = {p.name for p in PROTOCOLS}
-    assert all(p.protocol is None or p.protocol in names for p in PUBLISHED)
+    assert all(p.protocol is None or p.protocol in names for p in published_rows())
 
 
 def test_every_protocol_runs_every_mission_model():
@@ -253,9 +251,19 @@ def test_degrees_of_freedom_are_recorded_beside_the_stored_count(tmp_path):
 
 
 def test_every_preset_applies_somewhere():
+    rows = listing()
     used = set()
     for p, scale, model in _all_pairs():
-        for i, preset in enumerate(PRESETS):
-            if preset.matches(scale, model, p.task):
-                used.add(i)
-    assert [PRESETS[i] for i in range(len(PRESETS)) if i not in used] == []
+        applied = presets_for(model, p.task, scale)
+        used |= {i for i, (scope, preset) in enumerate(rows)
+                 if preset in applied and scope in (model, preset.models)}
+    assert [rows[i] for i in range(len(rows)) if i not in used] == []
+
+
+def test_plan_total_is_ms_per_step_times_steps_summed_over_runs():
+    from suite.plan import format_plan
+
+    resolved = [resolve_protocol(protocol("quick-copying"), m, seed) for m in ("scornn", "lstm") for seed in (0, 1)]
+    estimates = {r.config.config_hash: (250.0, "given") for r in resolved}  # 250 ms x 300 steps = 75 s a run
+    head = format_plan(resolved, estimates, "quick", "cpu").splitlines()[0]
+    assert "= 4 runs; estimated training time 5 min run one after another" in head  # 4 x 75 s

@@ -3,16 +3,16 @@ benchmarks, not tests)."""
 
 import pytest
 
-from suite.speed import SpeedCase, _recurrent_width, build, floor_fn, speed_table
+from suite.speed import SpeedCase, build, floor_fn, speed_table
 
-CASE = SpeedCase(n=8, T=5, B=2)
+CASE = SpeedCase(n=8, T=25, B=2)
 
 
 @pytest.mark.parametrize("name, width, gates", [("scornn", 8, 1), ("exprnn", 8, 1), ("eurnn", 16, 1),
                                                 ("lstm", 8, 4), ("gru", 8, 3), ("nn.RNN(tanh)", 8, 1)])
 def test_floor_products_follow_the_state(name, width, gates):
     # a complex state of size n is a real 2n-wide one; LSTM/GRU multiply by 4n/3n gate rows
-    assert _recurrent_width(build(name, CASE)) == (width, gates)
+    assert build(name, CASE).step_product() == (width, gates)
 
 
 def test_floor_runs_and_leaves_no_gradients():
