@@ -78,7 +78,7 @@ class CayleyUnitary(torch.optim.Optimizer):
                     G = torch.view_as_complex(g) if W.is_complex() else g
                 wide = torch.complex128 if W.is_complex() else torch.float64
                 state = self.state[W]
-                if "master" not in state or not torch.equal(state["master"].to(W.dtype), W):
+                if "master" not in state or (state["master"].to(W.dtype) != W).any().item():
                     # first step, or W set from outside: the nearest point of U(n) (O(n)), U V^H
                     U, _, Vh = torch.linalg.svd(W.to(wide))
                     state["master"] = U @ Vh

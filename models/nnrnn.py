@@ -114,27 +114,28 @@ def from_authors(log_p: torch.Tensor, upper: torch.Tensor, theta: torch.Tensor, 
     (in reverse order, same angles) plus a strictly upper part; if det(P J) = -1, flipping the last
     coordinate keeps the new P in SO(n) (the last block's angle and T's last column change sign).
     Even n only (an odd n's 1x1 block would move to the front). Returns the state-dict entries
-    ``log_p``, ``upper``, ``theta``, ``gamma`` of ``NonNormal`` (float64)."""
+    ``log_p``, ``upper``, ``theta``, ``gamma`` of ``NonNormal`` (float64, on the CPU)."""
     import scipy.linalg
 
-    L = log_p.detach().double()
+    cpu = torch.device("cpu")  # a host-side conversion (scipy computes the logarithm)
+    L = log_p.detach().to(cpu, torch.float64)
     n = L.shape[-1]
     if n % 2:
         raise ConfigError(f"invalid hidden={n} for from_authors: the conversion needs an even hidden size")
     S = torch.triu(L, 1) - torch.triu(L, 1).mT
     P = torch.linalg.matrix_exp(S)
     k = n // 2
-    th, g = theta.detach().double()[:k], gamma.detach().double()[:k]
+    th, g = theta.detach().to(cpu, torch.float64)[:k], gamma.detach().to(cpu, torch.float64)[:k]
     c, s = torch.cos(th), torch.sin(th)
     blocks = torch.stack([torch.stack([g * c, -g * s], -1), torch.stack([g * s, g * c], -1)], -2)
-    schur = torch.block_diag(*blocks.unbind(0)) + torch.triu(upper.detach().double(), 1)
-    J = torch.eye(n, dtype=torch.float64).flip(0)
+    schur = torch.block_diag(*blocks.unbind(0)) + torch.triu(upper.detach().to(cpu, torch.float64), 1)
+    J = torch.eye(n, dtype=torch.float64, device=cpu).flip(0)
     Pn, X = P @ J, J @ schur.mT @ J  # M^T = Pn X Pn^T
     if torch.linalg.det(Pn) < 0:
-        D = torch.ones(n, dtype=torch.float64)
+        D = torch.ones(n, dtype=torch.float64, device=cpu)
         D[-1] = -1
         Pn, X = Pn * D, D[:, None] * X * D
-    Sn = torch.from_numpy(scipy.linalg.logm(Pn.numpy()).real)
+    Sn = torch.as_tensor(scipy.linalg.logm(Pn.numpy()).real, device=cpu)
     Sn = (Sn - Sn.mT) / 2
     if (torch.linalg.matrix_exp(Sn) - Pn).abs().max() > 1e-8:
         raise ConfigError("from_authors: the new orthogonal factor has an eigenvalue at -1 (no real "
@@ -146,7 +147,7 @@ def from_authors(log_p: torch.Tensor, upper: torch.Tensor, theta: torch.Tensor, 
         [torch.stack([torch.cos(theta_n), -torch.sin(theta_n)], -1),
          torch.stack([torch.sin(theta_n), torch.cos(theta_n)], -1)], -2)).unbind(0))
     T_n = X - rot  # what is left is strictly upper (in-block entries included)
-    rows, cols = torch.triu_indices(n, n, 1)
+    rows, cols = torch.triu_indices(n, n, 1, device=cpu)
     return {"log_p": upper_entries(Sn), "upper": T_n[rows, cols], "theta": theta_n, "gamma": gamma_n}
 
 
