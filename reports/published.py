@@ -1,10 +1,13 @@
-"""Published numbers the report sets beside ours where protocol, model, hidden size and init match.
+"""Published numbers the report sets beside ours where protocol, model, hidden size, init and the
+model options the number depends on match.
 
 A number is comparable only with runs of the protocol it was measured under (suite.protocols: task
-options and training budget), with the paper's model at the same hidden size and the same init of the
-orthogonal weights: the expRNN MNIST numbers come from the Cayley-init script, so a Henaff-init
-``exprnn`` is never set beside them. Entries whose protocol the suite does not define (``protocol``
-None) are listed with their sources but matched to no run. Each entry names its source; where a
+options and training budget), with the paper's model at the same hidden size, the same init of the
+orthogonal weights and every other model option the number depends on (``Published.options``): the
+expRNN MNIST numbers come from the Cayley-init script, so a Henaff-init ``exprnn`` is never set beside
+them, and dtriv-100 is dtriv with K=100, so a dtriv run with K=10 or K=inf is not. Entries whose
+protocol the suite does not define (``protocol`` None) are listed with their sources but matched to
+no run. Each entry names its source; where a
 value could not be checked against the paper itself, ``verified`` is False and the report says so.
 Table numbers are given where known; "table number unverified" otherwise.
 """
@@ -44,15 +47,46 @@ class Published:
     note: str = ""
     protocol: str | None = None  # the suite's protocol for the experiment (suite.protocols)
     init: str | None = None  # init of the orthogonal weights ("cayley", "henaff"); None: no such option
+    # other model options the number was measured with (dtriv-100: K=100): a run matches only if each
+    # of its options, given or the model's default, has this value
+    options: tuple[tuple[str, object], ...] = ()
 
-    def matches(self, protocol: str | None, model: str, hidden: int | None, init: str | None) -> bool:
+    def matches(self, protocol: str | None, model: str, hidden: int | None, init: str | None,
+                model_options: dict | None = None) -> bool:
         return (self.protocol is not None and protocol == self.protocol
-                and published_as(model) == self.model and hidden == self.hidden and init == self.init)
+                and published_as(model) == self.model and hidden == self.hidden and init == self.init
+                and all(_same(model_option(model, model_options or {}, k), v) for k, v in self.options))
 
 
-def _rows(task, model, sizes, values, source, verified=True, note="", protocol=None, init=None):
+def _same(a, b) -> bool:
+    """Option values equal as the model reads them (100 == 100.0; "inf" and inf alike; a missing
+    option matches nothing)."""
+    if a is _MISSING:
+        return False
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return a == b
+
+
+_MISSING = object()
+
+
+def model_option(model: str, model_options: dict, key: str):
+    """A run's value of model option ``key``: given in its config, else the model's default."""
+    if key in model_options:
+        return model_options[key]
+    from suite.registry import MODELS
+
+    try:
+        return MODELS.options(model).get(key, _MISSING)
+    except Exception:  # a model no longer installed
+        return _MISSING
+
+
+def _rows(task, model, sizes, values, source, verified=True, note="", protocol=None, init=None, options=()):
     return [Published(task, model, n, "accuracy" if task != "timit" else "mse", v, source, verified, note,
-                      protocol, init)
+                      protocol, init, tuple(options))
             for n, v in zip(sizes, values)]
 
 
@@ -100,7 +134,7 @@ PUBLISHED: list[Published] = [
     *_rows("pmnist", "LSTM", (128, 256, 512), (0.920, 0.929, 0.920), SCORNN_PAPER, verified=False,
            protocol=_SC_P),
     *_rows("pmnist", "dtriv-100", (170,), (0.951,), DTRIV_QUOTED, note="Cayley init (the MNIST script's)",
-           protocol=_EX_P, init="cayley"),
+           protocol=_EX_P, init="cayley", options=(("K", 100),)),
     *_rows("timit", "scoRNN", (224, 322, 425), (8.50, 7.82, 7.36), TIMIT_SOURCES, verified=False,
            note="test MSE; normalization may differ from the suite's (see docs/tasks.md); protocol not "
            "defined in the suite"),
@@ -115,7 +149,8 @@ PUBLISHED: list[Published] = [
 ]
 
 
-def matching(protocol: str | None, model: str, hidden: int | None, init: str | None) -> list[Published]:
+def matching(protocol: str | None, model: str, hidden: int | None, init: str | None,
+             model_options: dict | None = None) -> list[Published]:
     """Published numbers for a run of ``model`` under the named ``protocol`` (None: an unnamed one,
-    which matches nothing) at ``hidden`` with orthogonal init ``init``."""
-    return [p for p in PUBLISHED if p.matches(protocol, model, hidden, init)]
+    which matches nothing) at ``hidden`` with orthogonal init ``init`` and ``model_options``."""
+    return [p for p in PUBLISHED if p.matches(protocol, model, hidden, init, model_options)]

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from scipy import stats
 from suite.reports.render import render_report
 
 from suite.store import Store
@@ -96,16 +97,29 @@ def test_table_values_come_from_the_store(rendered):
     runs = [r for r in store.runs(task="copying", model="scornn")]
     values = [r["summary"]["test_at_best_val"] for r in runs]
     mean = sum(values) / 2
-    row = next(r for r in page.rows if r[:1] == ["scornn"] and "(2)" in r[3])
-    low, high = sorted(values)  # the percentile bootstrap of two seeds spans (almost) both values
-    shown = re.fullmatch(r"(\S+) \[(\S+), (\S+)\] \(2\)", row[3])
+    row = next(r for r in page.rows if r[:1] == ["scornn"] and "(n=2)" in r[3])
+    # the Student-t 95% interval of two seeds: mean +- t(0.975, 1) * s / sqrt(2), with s / sqrt(2) = |a - b| / 2
+    half = stats.t.ppf(0.975, 1) * abs(values[0] - values[1]) / 2
+    shown = re.fullmatch(r"(\S+) \[(\S+), (\S+)\] \(n=2\)", row[3])
     assert shown and float(shown[1]) == pytest.approx(mean, rel=1e-3)
-    assert low - 1e-3 <= float(shown[2]) <= float(shown[3]) <= high + 1e-3
-    assert row[4] == "best mean" or row[4].startswith("p = ")  # the test against the best model
+    assert float(shown[2]) == pytest.approx(mean - half, rel=1e-3, abs=1e-4)
+    assert float(shown[3]) == pytest.approx(mean + half, rel=1e-3, abs=1e-4)
+    assert row[4] == "2 / 0 / 0"  # finished / diverged / failed
+    assert row[5] == "best mean" or row[5].startswith(("worse", "not distinguishable"))
     assert row[1] == f"{runs[0]['params_total']:,}"
-    assert "finished 2" in row[9]
-    statuses = " ".join(r[9] for r in page.rows if len(r) > 9)
+    assert "finished 2" in row[10]
+    statuses = " ".join(r[10] for r in page.rows if len(r) > 10)
     assert "diverged 1" in statuses and "running 1" in statuses
+
+
+def test_a_diverged_seed_stays_in_its_row(rendered):
+    # the fixture's rnn run on adding diverged: it is counted, scored at the floor (here the memoryless
+    # baseline, 1/6: nothing finished under that protocol) and never called best
+    page, html = rendered["page"], rendered["html"]
+    row = next(r for r in page.rows if r[:1] == ["rnn"])
+    assert row[3] == "—" and row[4] == "0 / 1 / 0" and row[5] == "no finished seed"
+    assert "No seed finished here (every one diverged or failed): nothing to rank." in html
+    assert 'class="best"><td class="name">rnn' not in html
 
 
 def test_published_numbers_need_the_same_protocol(rendered, tmp_path):
