@@ -60,7 +60,7 @@ def family(model: str) -> str:
 def _shades(color, n: int) -> list[tuple]:
     """n shades of one hue, dark to light, told apart by lightness."""
     h, light, s = colorsys.rgb_to_hls(*color[:3])
-    levels = np.linspace(0.28, 0.68, n) if n > 1 else [light]
+    levels = np.linspace(0.22, 0.72, n) if n > 1 else [light]
     return [colorsys.hls_to_rgb(h, float(v), s) for v in levels]
 
 
@@ -268,9 +268,11 @@ def _thin(n: int, points: int = POINTS) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(points, n)).round().astype(int))
 
 
-def _finished_band(runs, name: str, smooth: int, x_name: str | None):
+def _finished_band(runs, name: str, smooth: int, x_name: str | None, log: bool = False):
     """(x, mean, low, high, n) over finished seeds on the steps they share, thinned to POINTS; the band
-    is the Student-t 95% interval of the mean (the table's interval), NaN for one seed."""
+    is the Student-t 95% interval of the mean (the table's interval), NaN for one seed. ``log``: for a
+    log axis, the mean and interval of log values (a geometric mean and a multiplicative band, which a
+    log axis can draw; a symmetric band of the values reaches below zero)."""
     curves = [(r, *r.get(name)) for r in runs]
     curves = [(r, s, v) for r, s, v in curves if len(s)]
     if not curves:
@@ -289,6 +291,11 @@ def _finished_band(runs, name: str, smooth: int, x_name: str | None):
         x = np.mean(xs, axis=0)
     keep = _thin(len(common))
     ys = ys[:, keep]
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log10(np.maximum(ys, TINY))
+        low, high = stats.t_interval(logs, axis=0)
+        return x[keep], 10 ** logs.mean(0), 10**low, 10**high, len(curves)
     low, high = stats.t_interval(ys, axis=0)
     return x[keep], ys.mean(0), low, high, len(curves)
 
@@ -313,10 +320,9 @@ def _seed_line(run, name: str, smooth: int, x_name: str | None):
 
 def _legend_label(g: Group) -> str:
     st = g.statuses()
-    done, lost = st.get("finished", 0), sum(st.get(k, 0) for k in stats.FAILED)
     pending = sum(v for k, v in st.items() if k not in stats.SCORED)
-    parts = [f"{done} finished"] + ([f"{lost} failed ×"] if lost else []) + ([f"{pending} pending"] if pending else [])
-    return f"{g.label} ({', '.join(parts)})"
+    parts = [f"{st.get('finished', 0)} finished"] + [f"{st[k]} {k} ×" for k in stats.FAILED if st.get(k)]
+    return f"{g.label} ({', '.join(parts + ([f'{pending} pending'] if pending else []))})"
 
 
 def _curves_panel(ax, groups: list[Group], styles: dict, name: str, smooth: int, x_name, marker) -> None:
@@ -326,7 +332,7 @@ def _curves_panel(ax, groups: list[Group], styles: dict, name: str, smooth: int,
     for g in groups:
         st = styles[g.label]
         done = [r for r in g.runs if r.status == "finished"]
-        band = _finished_band(done, name, smooth, x_name) if done else None
+        band = _finished_band(done, name, smooth, x_name, ax.get_yscale() == "log") if done else None
         label = _legend_label(g)
         if band:
             x, mean, low, high, _ = band
@@ -379,9 +385,10 @@ def learning_curves(groups: list[Group], info: dict, styles: dict, path: Path, w
     axes[1].set(xlabel=xlabel, ylabel=f"validation {metric}", title=f"validation {metric}")
     handles, labels = axes[0].get_legend_handles_labels()
     handles.append(plt.Line2D([], [], color="0.3", marker="x", ls="", ms=8, mew=2))
-    labels.append("× where a diverged or failed seed stopped")
+    labels.append("where a diverged or failed seed stopped")
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8,
-               title="band: 95% t-interval of the mean\nover finished seeds", title_fontsize=8)
+                        title="line: mean over finished seeds (log axes: geometric)\nband: its 95% Student-t "
+                        "interval", title_fontsize=8, alignment="left")
     return _save(fig, path)
 
 
@@ -403,10 +410,10 @@ def metric_vs_params(groups: list[Group], info: dict, styles: dict, path: Path, 
         err = None
         if row["n"] > 1 and np.isfinite(row["ci_low"]):
             err = [[mean - row["ci_low"]], [row["ci_high"] - mean]]
-        lost = row["diverged"] + row["failed"]
-        ax.errorbar(params, mean, yerr=err, fmt=st.marker, color=st.color, capsize=3,
-                    label=f"{g.label} (n={int(row['n'])}" + (f", {lost} failed" if lost else "") + ")")
-        ax.annotate(g.label, (params, mean), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.errorbar(params, mean, yerr=err, fmt=st.marker, color=st.color, capsize=3, label=g.label)
+        lost = stats.failures(row)
+        ax.annotate(f"{g.label} ({lost})" if lost else g.label, (params, mean), textcoords="offset points",
+                    xytext=(4, 4), fontsize=7)
     if metric in info.get("baseline", {}):
         ax.axhline(info["baseline"][metric], color="black", ls="--", lw=1, label="memoryless baseline")
     ax.set(xscale="log", xlabel="degrees of freedom (filled; hollow: stored numbers) (log)",
@@ -442,7 +449,7 @@ def critical_difference(test, colors: dict, path: Path) -> list[str]:
                                            label_fmt_left="{label} ({rank:.2f})",
                                            label_fmt_right="({rank:.2f}) {label}")
     ax.set_title(f"mean rank over N = {test.n_blocks} protocols, k = {test.k} models (1 = best); Friedman "
-                 f"p = {test.p_value:.3g}; Nemenyi critical difference {test.cd:.2f}", fontsize=9)
+                 f"p = {test.p_value:.3g}; Nemenyi critical difference {test.cd:.2f}", fontsize=9, pad=22)
     labels = [t.get_text() for t in drawn["labels"]]
     _save(fig, path)
     return labels

@@ -147,3 +147,32 @@ def _rows(html: str) -> list[list[str]]:
         cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr, re.S)
         rows.append([" ".join(re.sub(r"<[^>]+>", "", c).split()) for c in cells])
     return rows
+
+
+def test_figures_are_redrawn_only_when_their_data_change(store3, tmp_path):
+    import shutil
+
+    from suite.reports.figures import drawn_from
+
+    db = tmp_path / "s.db"
+    shutil.copy(store3, db)
+    out = tmp_path / "r"
+    render_report(db, out)
+    pngs = sorted(out.glob("*.png"))
+    first = {p.name: p.stat().st_mtime_ns for p in pngs}
+    assert all(drawn_from(p) for p in pngs)  # each PNG records what it was drawn from
+    render_report(db, out)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == first  # nothing changed, nothing drawn
+    # a fourth seed of scoRNN on copying: copying's figures and the aggregate change, adding's do not
+    store = Store(db)
+    execute(tiny("scornn", "copying", 3, steps=10, eval_every=5, hidden=8), store)
+    store.close()
+    render_report(db, out)
+    redrawn = {p.name for p in out.glob("*.png") if p.stat().st_mtime_ns != first[p.name]}
+    assert {n for n in redrawn if n.startswith("copying")} == {n for n in first if n.startswith("copying")}
+    assert not any(n.startswith("adding") for n in redrawn)
+    assert "aggregate-cd.png" in redrawn and "aggregate-iqm.png" in redrawn
+    # a PNG that is ours but damaged is drawn again
+    (out / "adding-spectra.png").write_bytes(b"not a png")
+    render_report(db, out)
+    assert (out / "adding-spectra.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,6 +1,7 @@
 """The report rendered from the checked-in fixture store (tests/fixtures/report.db)."""
 
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -179,3 +180,38 @@ def test_empty_store_renders_a_hint(tmp_path):
     Store(tmp_path / "s.db").close()
     html = render_report(tmp_path / "s.db").read_text()
     assert "holds no runs yet" in html
+
+
+def test_published_matching_includes_the_model_options_a_number_depends_on():
+    # the dtriv-100 row is dtriv with K = 100 (its default): K = 10 and K = inf are other models
+    from suite.reports.published import matching
+
+    def dtriv(options):
+        return [p.model for p in matching("exprnn-pmnist", "dtriv", 170, "cayley", options)]
+
+    assert dtriv({}) == ["dtriv-100"] and dtriv({"K": 100}) == ["dtriv-100"]
+    assert dtriv({"K": 10}) == [] and dtriv({"K": float("inf")}) == [] and dtriv({"K": "inf"}) == []
+    assert dtriv({"K": 100, "init": "cayley"}) == ["dtriv-100"]
+
+
+def test_one_style_per_model_and_colours_that_can_be_told_apart():
+    import colorsys
+
+    from suite.reports.figures import styles
+
+    few = styles({m: m for m in ("gru", "lstm", "rnn", "scornn", "exprnn", "eurnn")})
+    colors = [s.color for s in few.values()]
+    # ten distinct hues (tab20 paired gru/lstm in two blues and rnn/scornn in two oranges)
+    for a, b in itertools.combinations(colors, 2):
+        assert sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5 > 0.25
+    assert styles({m: m for m in ("gru", "lstm")}) == styles({m: m for m in ("gru", "lstm")})  # deterministic
+    # beyond ten models: one hue per family (the registry's info.family), shade and line style per model
+    names = ["dtriv", "exprnn", "exprnn_cayley", "geotorch_cayley", "torch_cayley", "eurnn", "eurnn_fft", "gru",
+             "lstm", "rnn", "scornn", "scornn_autograd"]
+    many = styles({m: m for m in names})
+    assert len({(s.color, s.ls, s.marker) for s in many.values()}) == len(names)
+    assert len({s.color for s in many.values()}) == len(names)
+    hue = {m: round(colorsys.rgb_to_hls(*many[m].color)[0], 3) for m in names}
+    assert len({hue[m] for m in ("dtriv", "exprnn", "exprnn_cayley", "geotorch_cayley", "torch_cayley")}) == 1
+    assert hue["eurnn"] == hue["eurnn_fft"] != hue["exprnn"] and hue["scornn"] == hue["scornn_autograd"]
+    assert hue["gru"] != hue["lstm"]
