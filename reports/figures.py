@@ -444,7 +444,7 @@ def critical_difference(test, colors: dict, path: Path) -> list[str]:
     import scikit_posthocs as sp
 
     fig, ax = plt.subplots(figsize=(9, 0.28 * len(test.ranks) + 1.6))
-    palette = {m: colors[m] for m in test.ranks.index} if all(m in colors for m in test.ranks.index) else None
+    palette = {m: colors[m] for m in test.ranks.index} if all(m in colors for m in test.ranks.index) else {}
     drawn = sp.critical_difference_diagram(test.ranks, test.nemenyi, ax=ax, alpha=test.alpha, color_palette=palette,
                                            label_fmt_left="{label} ({rank:.2f})",
                                            label_fmt_right="({rank:.2f}) {label}")
