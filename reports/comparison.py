@@ -11,6 +11,7 @@ from suite.reports import stats
 from suite.reports.data import Group, Run, protocol_of, task_info
 
 VALUE = "test_at_best_val"  # the headline number: test metric at the best validation evaluation
+CD_FILE, IQM_FILE = "aggregate-cd.png", "aggregate-iqm.png"  # the aggregate's figures
 
 
 def block_names(by_protocol: dict) -> dict:
@@ -106,13 +107,13 @@ def aggregate(by_block: dict[str, list[Group]], out: Path, styles: dict | None =
                                      "models run on each of them.")
     else:
         colors = {label: st.color for label, st in (styles or {}).items()}
-        jobs.append(("figure", ("critical_difference", (test, colors, out / "aggregate-cd.png"), {})))
+        jobs.append(("figure", ("critical_difference", (test, colors, out / CD_FILE), {})))
         left = (f" Left out (not run on every protocol): {', '.join(test.models_left_out)}."
                 if test.models_left_out else "")
         result.update(sentence=note + test.sentence() + left, warnings=test.warnings())
     agg = stats.iqm_profiles(df, higher, base)
     if agg is not None:
-        jobs.append(("iqm_figure", ("iqm_profile", (agg, styles or {}, out / "aggregate-iqm.png"), {})))
+        jobs.append(("iqm_figure", ("iqm_profile", (agg, styles or {}, out / IQM_FILE), {})))
         result.update(iqm=_iqm_rows(agg), iqm_note=_iqm_note(agg))
     for (key, job), error in zip(jobs, figures.draw_all([job for _, job in jobs])):
         if error:

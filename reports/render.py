@@ -211,13 +211,15 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
             planned -= {r["file"] for r in fig_rows}
             tasks.append({"name": task, "slug": s, "protocol": proto.label, "alone": alone, "error": _why(e),
                           "rows": [], "figures": [], "common": {}, "varying_keys": [], "varying": []})
-    clash = sorted(n for n in planned if (out / n).exists() and n not in owned)
+    aggregate_files = {comparison.CD_FILE, comparison.IQM_FILE} if by_block else set()  # drawn if there is data
+    clash = sorted(n for n in planned | aggregate_files if (out / n).exists() and n not in owned)
     if clash:
         raise ConfigError(f"report folder {out} holds files the suite did not write ({', '.join(clash)}); "
                           "it never overwrites them: pass another --out (or --report-dir)")
     # the manifest first lists everything this render may write, so a crash in between leaves no
     # file of ours unlisted (and so refused next time)
-    (out / MANIFEST).write_text(json.dumps({"files": sorted(owned | planned)}, indent=1), encoding="utf-8")
+    (out / MANIFEST).write_text(json.dumps({"files": sorted(owned | planned | aggregate_files)}, indent=1),
+                                encoding="utf-8")
     errors = figures.draw_all([(name, args, extra) for name, args, extra, _ in jobs])
     for (*_, row), error in zip(jobs, errors):
         if error:  # the page says which figure is missing, and why

@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 from suite.reports.render import render_report
 
+from suite.errors import ConfigError
 from suite.store import Store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report.db"
@@ -215,3 +216,14 @@ def test_one_style_per_model_and_colours_that_can_be_told_apart():
     assert len({hue[m] for m in ("dtriv", "exprnn", "exprnn_cayley", "geotorch_cayley", "torch_cayley")}) == 1
     assert hue["eurnn"] == hue["eurnn_fft"] != hue["exprnn"] and hue["scornn"] == hue["scornn_autograd"]
     assert hue["gru"] != hue["lstm"]
+
+
+def test_a_file_of_the_users_named_like_the_aggregate_figure_is_never_overwritten(tmp_path):
+    db = tmp_path / "report.db"
+    shutil.copy(FIXTURE, db)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "aggregate-iqm.png").write_bytes(b"mine")
+    with pytest.raises(ConfigError, match="aggregate-iqm.png"):
+        render_report(db, out)
+    assert (out / "aggregate-iqm.png").read_bytes() == b"mine"
