@@ -403,6 +403,7 @@ def learning_curves(groups: list[Group], info: dict, styles: dict, path: Path, w
     handles, labels = axes[0].get_legend_handles_labels()
     handles.append(plt.Line2D([], [], color="0.3", marker="x", ls="", ms=8, mew=2))
     labels.append("where a diverged or failed seed stopped")
+    fig.subplots_adjust(right=0.985)  # the legend sits just right of the axes; the saved file grows to fit it
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8,
                         title="line: mean over finished seeds (log axes: geometric)\nband: its 95% Student-t "
                         "interval", title_fontsize=8, alignment="left")
@@ -497,6 +498,7 @@ def iqm_profile(agg, styles: dict, path: Path) -> Path:
     ax.axvline(0, color="black", ls="--", lw=1)
     ax.set(xlabel="normalized score τ", ylabel="fraction of runs with score > τ", ylim=(-0.02, 1.02),
            title="performance profile (band: 95% stratified bootstrap)")
+    fig.subplots_adjust(right=0.985)
     fig.legend(*ax.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
                fontsize=8)
     for a in axes:
@@ -581,6 +583,7 @@ def orthogonality(groups: list[Group], styles: dict, path: Path) -> Path:
                     label=g.label)
     _log(ax)
     ax.set(xlabel="step", ylabel="max |WᴴW − I|", title="orthogonality drift")
+    fig.subplots_adjust(right=0.985)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5),
                frameon=False)
     return _save(fig, path)
@@ -600,5 +603,6 @@ def gradient_profiles(groups: list[Group], styles: dict, path: Path) -> Path:
         ax.set(xlabel="t", title=f"||dL/dh_t|| {title}")
     axes[0].set_ylabel("gradient norm (log)")
     handles, labels = axes[0].get_legend_handles_labels()
+    fig.subplots_adjust(right=0.985)
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
     return _save(fig, path)
