@@ -173,8 +173,8 @@ def drawn_from(path: Path) -> str | None:
     try:
         from PIL import Image
 
-        with Image.open(path) as image:
-            return image.text.get(KEY_FIELD) if image.format == "PNG" else None
+        with Image.open(path) as image:  # text chunks before the pixels: no need to decode them
+            return image.info.get(KEY_FIELD) if image.format == "PNG" else None
     except (OSError, ValueError, SyntaxError):
         return None
 
