@@ -45,4 +45,12 @@ def matching(protocol: str | None, model: str, hidden: int | None, model_options
     name = MODELS.entry(model).info.published_as
     return [p for p in published_rows()
             if p.protocol == protocol and p.model == name and p.hidden == hidden
-            and all(options.get(k) == v for k, v in p.options.items())]
+            and all(k in options and _same(options[k], v) for k, v in p.options.items())]
+
+
+def _same(a, b) -> bool:
+    """Option values equal as the model reads them (100 == 100.0; "inf" and inf alike)."""
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return a == b

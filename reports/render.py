@@ -32,12 +32,6 @@ def _num(v, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def _pm(mean, std, n, digits=4) -> str:
-    if mean is None:
-        return "—"
-    return f"{mean:.{digits}g} ± {std:.2g} ({n})" if n > 1 else f"{mean:.{digits}g} (1)"
-
-
 def _params(stored, dof) -> str:
     if stored is None:
         return "—"
@@ -46,12 +40,11 @@ def _params(stored, dof) -> str:
     return f"{stored:,} ({dof:,} free)"
 
 
-def _rows(task: str, groups: list[Group], info: dict, tested: dict | None = None) -> list[dict]:
-    higher = info.get("higher_is_better", True)
+def _rows(groups: list[Group], tested: dict) -> list[dict]:
+    """The table's rows; the headline cells and the best mark come from the statistics (``tested``)."""
     rows = []
     for g in groups:
-        t = (tested or {}).get(g.label)
-        mean, std, n = g.stat("test_at_best_val")
+        t = tested.get(g.label)
         best_val = g.stat("best_val")[0]
         ms = g.stat("time_per_step")[0]
         total = g.stat("wall_time")[0]
@@ -61,14 +54,12 @@ def _rows(task: str, groups: list[Group], info: dict, tested: dict | None = None
         published = matching(g.protocol.name if g.protocol else None, g.model, g.hidden, model_options)
         rows.append({"label": g.label, "params": _params(r0.params_total, r0.params_dof),
                      "recurrent": _num(r0.params_recurrent),
-                     "metric": t["cell"] if t else _pm(mean, std, n), "versus": t["versus"] if t else "—",
+                     "metric": t["cell"] if t else "—", "versus": t["versus"] if t else "—",
+                     "seeds": t["seeds"] if t else "0 / 0 / 0", "best": bool(t and t["best"]),
                      "best_val": _num(best_val),
                      "ms": _num(ms * 1e3 if ms is not None else None, 3),
                      "total": _num(total, 3), "orth": f"{orth:.1e}" if orth is not None else "—",
-                     "statuses": g.statuses(), "published": published, "_mean": mean})
-    scored = [r for r in rows if r["_mean"] is not None]
-    if scored:
-        (max if higher else min)(scored, key=lambda r: r["_mean"])["best"] = True
+                     "statuses": g.statuses(), "published": published})
     return rows
 
 
@@ -101,14 +92,16 @@ def _environments(runs) -> list[dict]:
 
 # (file suffix, layout width, caption, figures.<function>, extra keyword arguments)
 FIGURES = [
-    ("curves-step", "full", "Learning curves against steps (mean and band over seeds; dashed: memoryless baseline)",
-     "learning_curves", {}),
+    ("curves-step", "full", "Learning curves against steps: mean over finished seeds with the 95% Student-t band "
+     "of the mean; a diverged or failed seed is its own thin line with an × where it stopped; dotted: seeds "
+     "still pending; dashed: memoryless baseline", "learning_curves", {}),
     ("curves-time", "full", "Learning curves against training wall-clock time", "learning_curves",
      {"wallclock": True}),
-    ("metric-vs-params", "half", "Test metric at best validation against degrees of freedom (filled); a hollow "
-     "marker joined to it shows the stored count where a parametrization stores more numbers (n² for n(n−1)/2)",
-     "metric_vs_params", {}),
-    ("time-per-step", "half", "Time per training step", "time_per_step", {}),
+    ("metric-vs-params", "half", "Test metric at best validation (the table's mean, error bars its 95% Student-t "
+     "interval) against degrees of freedom (filled); a hollow marker joined to it shows the stored count where a "
+     "parametrization stores more numbers (n² for n(n−1)/2)", "metric_vs_params", {}),
+    ("time-per-step", "half", "Time per training step (mean over finished seeds, error bars ±1 SD)", "time_per_step",
+     {}),
     ("spectra", "full", "Eigenvalues of the recurrent matrix at init and at the end (complex plane, unit circle "
      "drawn)", "spectra", {}),
     ("eigen-angles", "full", "Eigen-angle histograms at init and at the end: one row per model, darker = more "
@@ -151,7 +144,14 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     owned = _owned(out)
     by_protocol = group(runs)
-    colors = figures.palette(sorted({g.label for gs in by_protocol.values() for g in gs}))
+    try:
+        trials, trials_error = load(db, kind="trial"), None
+    except Exception as e:  # the tuning section says so; the rest renders
+        trials, trials_error = [], e
+    # one style per model for every figure of the page, tuning included
+    styles = figures.styles({**{r.model: r.model for r in trials},
+                             **{g.label: g.model for gs in by_protocol.values() for g in gs}})
+    colors = {label: st.color for label, st in styles.items()}
     per_task: dict[str, list] = {}
     for proto in by_protocol:
         per_task.setdefault(proto.task, []).append(proto)
@@ -170,16 +170,18 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
         fig_rows = []
         try:
             info = task_info(groups)
+            tested = comparison.block_stats({blocks[proto]: groups})[blocks[proto]]
             for name, width, title, draw, extra in FIGURES:
                 path = out / f"{s}-{name}.png"
-                args = (groups, info, colors, path) if draw in ("learning_curves", "metric_vs_params") else (
-                    groups, colors, path)
+                args = (groups, info, styles, path) if draw in ("learning_curves", "metric_vs_params") else (
+                    groups, styles, path)
+                if draw == "metric_vs_params":  # the table's numbers, so figure and table agree
+                    extra = {**extra, "summary": tested["rows"]}
                 row = {"file": path.name, "title": title, "width": width, "error": None}
                 jobs.append((draw, args, extra, row))
                 fig_rows.append(row)
                 planned.add(path.name)
-            tested = comparison.block_stats({blocks[proto]: groups})[blocks[proto]]
-            rows = _rows(task, groups, info, tested["rows"])
+            rows = _rows(groups, tested["rows"])
             task_matches = []
             for g, r in zip(groups, rows):
                 for p in r["published"]:
@@ -209,31 +211,31 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
             planned -= {r["file"] for r in fig_rows}
             tasks.append({"name": task, "slug": s, "protocol": proto.label, "alone": alone, "error": _why(e),
                           "rows": [], "figures": [], "common": {}, "varying_keys": [], "varying": []})
-    clash = sorted(n for n in planned if (out / n).exists() and n not in owned)
+    aggregate_files = {comparison.CD_FILE, comparison.IQM_FILE} if by_block else set()  # drawn if there is data
+    clash = sorted(n for n in planned | aggregate_files if (out / n).exists() and n not in owned)
     if clash:
         raise ConfigError(f"report folder {out} holds files the suite did not write ({', '.join(clash)}); "
                           "it never overwrites them: pass another --out (or --report-dir)")
     # the manifest first lists everything this render may write, so a crash in between leaves no
     # file of ours unlisted (and so refused next time)
-    (out / MANIFEST).write_text(json.dumps({"files": sorted(owned | planned)}, indent=1), encoding="utf-8")
-    for name, args, extra, row in jobs:
-        try:
-            getattr(figures, name)(*args, **extra)
-        except Exception as e:  # the page says which figure is missing, and why
-            figures.plt.close("all")
-            row["error"] = _why(e)
+    (out / MANIFEST).write_text(json.dumps({"files": sorted(owned | planned | aggregate_files)}, indent=1),
+                                encoding="utf-8")
+    errors = figures.draw_all([(name, args, extra) for name, args, extra, _ in jobs])
+    for (*_, row), error in zip(jobs, errors):
+        if error:  # the page says which figure is missing, and why
+            row["error"] = error
             planned.discard(row["file"])
     aggregate = tuning = None
     try:  # the cross-protocol aggregate and the tuning search: the page says if they failed
-        aggregate = comparison.aggregate(by_block, out) if by_block else None
+        aggregate = comparison.aggregate(by_block, out, styles) if by_block else None
     except Exception as e:
         figures.plt.close("all")
         aggregate = {"sentence": f"The rank aggregate could not be drawn: {_why(e)}", "figure": None}
-    if aggregate and aggregate.get("figure"):
-        planned.add(aggregate["figure"])
+    planned |= {aggregate[k] for k in ("figure", "iqm_figure") if aggregate and aggregate.get(k)}
     try:
-        trials = load(db, kind="trial")
-        tuning = comparison.tuning(trials, out, figures.palette(sorted({r.model for r in trials})))
+        if trials_error:
+            raise trials_error
+        tuning = comparison.tuning(trials, out, colors)
     except Exception as e:
         figures.plt.close("all")
         tuning = [{"error": _why(e)}]
@@ -244,7 +246,8 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
         title="Orthogonal & unitary RNN benchmark", generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         store=str(db), n_runs=len(runs), statuses=dict(Counter(r.status for r in runs).most_common()),
         tasks=tasks, environments=_environments(runs), matches=matches, published=published_rows(), version=__version__,
-        aggregate=aggregate, tuning=tuning, test_name=comparison.stats.TEST, alpha=comparison.stats.ALPHA)
+        aggregate=aggregate, tuning=tuning, test_name=comparison.stats.TEST, alpha=comparison.stats.ALPHA,
+        permutation=comparison.stats.PERMUTATION, policy=comparison.stats.POLICY)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")
     for stale in sorted(owned - planned):  # ours from an earlier render, no longer part of the page

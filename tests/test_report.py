@@ -1,6 +1,7 @@
 """The report rendered from the checked-in fixture store (tests/fixtures/report.db)."""
 
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -9,7 +10,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from scipy import stats
 
+from suite.errors import ConfigError
 from suite.reports.render import render_report
 from suite.store import Store
 
@@ -96,16 +99,29 @@ def test_table_values_come_from_the_store(rendered):
     runs = [r for r in store.runs(task="copying", model="scornn")]
     values = [r["summary"]["test_at_best_val"] for r in runs]
     mean = sum(values) / 2
-    row = next(r for r in page.rows if r[:1] == ["scornn"] and "(2)" in r[3])
-    low, high = sorted(values)  # the percentile bootstrap of two seeds spans (almost) both values
-    shown = re.fullmatch(r"(\S+) \[(\S+), (\S+)\] \(2\)", row[3])
+    row = next(r for r in page.rows if r[:1] == ["scornn"] and "(n=2)" in r[3])
+    # the Student-t 95% interval of two seeds: mean +- t(0.975, 1) * s / sqrt(2), with s / sqrt(2) = |a - b| / 2
+    half = stats.t.ppf(0.975, 1) * abs(values[0] - values[1]) / 2
+    shown = re.fullmatch(r"(\S+) \[(\S+), (\S+)\] \(n=2\)", row[3])
     assert shown and float(shown[1]) == pytest.approx(mean, rel=1e-3)
-    assert low - 1e-3 <= float(shown[2]) <= float(shown[3]) <= high + 1e-3
-    assert row[4] == "best mean" or row[4].startswith("p = ")  # the test against the best model
+    assert float(shown[2]) == pytest.approx(mean - half, rel=1e-3, abs=1e-4)
+    assert float(shown[3]) == pytest.approx(mean + half, rel=1e-3, abs=1e-4)
+    assert row[4] == "2 / 0 / 0"  # finished / diverged / failed
+    assert row[5] == "best mean" or row[5].startswith(("worse", "not distinguishable"))
     assert row[1] == f"{runs[0]['params_total']:,}"
-    assert "finished 2" in row[9]
-    statuses = " ".join(r[9] for r in page.rows if len(r) > 9)
+    assert "finished 2" in row[10]
+    statuses = " ".join(r[10] for r in page.rows if len(r) > 10)
     assert "diverged 1" in statuses and "running 1" in statuses
+
+
+def test_a_diverged_seed_stays_in_its_row(rendered):
+    # the fixture's rnn run on adding diverged: it is counted, scored at the floor (here the memoryless
+    # baseline, 1/6: nothing finished under that protocol) and never called best
+    page, html = rendered["page"], rendered["html"]
+    row = next(r for r in page.rows if r[:1] == ["rnn"])
+    assert row[3] == "—" and row[4] == "0 / 1 / 0" and row[5] == "no finished seed"
+    assert "No seed finished here (every one diverged or failed): nothing to rank." in html
+    assert 'class="best"><td class="name">rnn' not in html
 
 
 def test_published_numbers_need_the_same_protocol(rendered, tmp_path):
@@ -165,3 +181,49 @@ def test_empty_store_renders_a_hint(tmp_path):
     Store(tmp_path / "s.db").close()
     html = render_report(tmp_path / "s.db").read_text()
     assert "holds no runs yet" in html
+
+
+def test_published_matching_includes_the_model_options_a_number_depends_on():
+    # the dtriv-100 row is dtriv with K = 100 (its default): K = 10 and K = inf are other models
+    from suite.reports.published import matching
+
+    def dtriv(options):
+        return [p.model for p in matching("exprnn-pmnist", "dtriv", 170, {"init": "cayley", **options})]
+
+    assert dtriv({}) == ["dtriv-100"] and dtriv({"K": 100}) == ["dtriv-100"] and dtriv({"K": 100.0}) == ["dtriv-100"]
+    assert dtriv({"K": 10}) == [] and dtriv({"K": float("inf")}) == [] and dtriv({"K": "inf"}) == []
+    assert dtriv({"K": 100, "init": "cayley"}) == ["dtriv-100"]
+
+
+def test_one_style_per_model_and_colours_that_can_be_told_apart():
+    import colorsys
+
+    from suite.reports.figures import styles
+
+    few = styles({m: m for m in ("gru", "lstm", "rnn", "scornn", "exprnn", "eurnn")})
+    colors = [s.color for s in few.values()]
+    # ten distinct hues (tab20 paired gru/lstm in two blues and rnn/scornn in two oranges)
+    for a, b in itertools.combinations(colors, 2):
+        assert sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5 > 0.25
+    assert styles({m: m for m in ("gru", "lstm")}) == styles({m: m for m in ("gru", "lstm")})  # deterministic
+    # beyond ten models: one hue per family (the registry's info.family), shade and line style per model
+    names = ["dtriv", "exprnn", "exprnn_cayley", "geotorch_cayley", "torch_cayley", "eurnn", "eurnn_fft", "gru",
+             "lstm", "rnn", "scornn", "scornn_autograd"]
+    many = styles({m: m for m in names})
+    assert len({(s.color, s.ls, s.marker) for s in many.values()}) == len(names)
+    assert len({s.color for s in many.values()}) == len(names)
+    hue = {m: round(colorsys.rgb_to_hls(*many[m].color)[0], 3) for m in names}
+    assert len({hue[m] for m in ("dtriv", "exprnn", "exprnn_cayley", "geotorch_cayley", "torch_cayley")}) == 1
+    assert hue["eurnn"] == hue["eurnn_fft"] != hue["exprnn"] and hue["scornn"] == hue["scornn_autograd"]
+    assert hue["gru"] != hue["lstm"]
+
+
+def test_a_file_of_the_users_named_like_the_aggregate_figure_is_never_overwritten(tmp_path):
+    db = tmp_path / "report.db"
+    shutil.copy(FIXTURE, db)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "aggregate-iqm.png").write_bytes(b"mine")
+    with pytest.raises(ConfigError, match="aggregate-iqm.png"):
+        render_report(db, out)
+    assert (out / "aggregate-iqm.png").read_bytes() == b"mine"
