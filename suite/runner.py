@@ -371,12 +371,14 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
         if step == 0 or step == config.steps or k % config.profile_every == 0:
             records.profiles.append((step, gradient_profile(model, task, dev)))
 
-    def commit(step: int, **fields) -> None:
+    def commit(step: int, release: bool = False, **fields) -> None:
         state["peak_memory"] = max(state["peak_memory"], peak_memory(dev))
         store.save_checkpoint(run_id, step, {"step": step, "model": model.state_dict(),
                                              "optimizers": [o.state_dict() for o in opts], "state": state})
         store.commit(run_id, step, records, **fields)
         store.prune_checkpoints(run_id, keep=step)
+        if release:  # only now: pruning is a write of the run, done while holding it
+            store.update(run_id, owner=None)
 
     session_start = time.perf_counter()
     if start == 0:
@@ -434,7 +436,7 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
                 last_beat = time.time()
             if interrupt.requested and step < config.steps:
                 state["wall_time"] += time.perf_counter() - session_start
-                commit(step, status="interrupted", owner=None)
+                commit(step, release=True, status="interrupted")
                 _close(bar)
                 raise KeyboardInterrupt
     _close(bar)

@@ -206,11 +206,18 @@ def _storage(url: str):
     import optuna
 
     # several processes (the driver and the workers' pruner) write to one SQLite file
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
-    except Exception as e:  # an incompatible or unreadable study file: Optuna's message says which
-        raise StoreError(f"cannot open the Optuna study {url.removeprefix('sqlite:///')} ({_first_line(e)}); it "
-                         "was not changed") from None
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+        except Exception as e:
+            # two searches creating the file at once: one of them loses the race for Optuna's version
+            # table and finds the tables made on its next try
+            if attempt < 5 and ("IntegrityError" in repr(e) or "locked" in str(e)):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            # an incompatible or unreadable study file: Optuna's message says which
+            raise StoreError(f"cannot open the Optuna study {url.removeprefix('sqlite:///')} ({_first_line(e)}); "
+                             "it was not changed") from None
 
 
 def _study(url: str, name: str, higher: bool, seed: int, warmup: int):

@@ -164,7 +164,8 @@ def test_the_report_replaces_its_own_stale_figures_only(tmp_path, small):
 
 def _broken_store(small: Path, db: Path) -> None:
     """One good task, one whose run is claimed but never committed (no spectra, no metrics), one whose
-    losses are all non-finite, and one whose hand-edited summary is not an object."""
+    losses are all non-finite, and one whose hand-edited row has a summary that is not an object (a
+    damaged field: read without it) and a parameter count that is text (its task cannot be drawn)."""
     _small_store(small, db)
     con = sqlite3.connect(db)
     row = con.execute("SELECT * FROM runs").fetchone()
@@ -175,6 +176,7 @@ def _broken_store(small: Path, db: Path) -> None:
         config = json.dumps({**json.loads(base["config"]), "task": task, "task_options": {}})
         r = {**base, "run_id": rid, "task": task, "config": config, "config_hash": rid, "status": status,
              "step": 0 if rid == "claimed" else 2, "summary": '"not an object"' if rid == "odd" else None,
+             "params_total": "many" if rid == "odd" else base["params_total"],
              "task_info": None if rid == "claimed" else
              '{"metric": "accuracy", "higher_is_better": true, "baseline": {"loss": 2.3, "accuracy": 0.1}}'}
         con.execute(f"INSERT INTO runs ({', '.join(r)}) VALUES ({', '.join('?' * len(r))})", tuple(r.values()))
@@ -193,7 +195,8 @@ def test_the_report_renders_every_task_it_can_and_names_the_others(tmp_path, sma
     assert "Traceback" not in res.stderr
     for task in ("adding", "copying", "mnist1d", "timit"):
         assert f'id="task-{task}"' in html
-    assert html.count("could not be rendered") == 1 and "AttributeError" in html  # timit, and why
+    assert html.count("could not be rendered") == 1 and "ValueError" in html  # timit, and why
+    assert "run odd in" in res.stderr and "damaged fields (summary: a JSON str where an object belongs)" in res.stderr
     assert (out / "copying-spectra.png").is_file() and (out / "mnist1d-curves-step.png").is_file()
     assert (out / "adding-curves-step.png").stat().st_size > 10_000  # the good task is drawn in full
 
