@@ -122,7 +122,7 @@ class StoreWriteError(StoreError):
 
 # Fault injection for the crash tests (docs/results.md): SUITE_FAULT="<point>:<n>" kills this process
 # with SIGKILL the n-th time it reaches <point> (points: checkpoint-write, checkpoint-rename, commit,
-# commit-done, prune). Unset, it costs one comparison.
+# commit-done, prune, export: after each table an export writes). Unset, it costs one comparison.
 _FAULT = os.environ.get("SUITE_FAULT") or None
 _FAULT_HITS: dict[str, int] = {}
 

@@ -26,8 +26,8 @@ import pytest
 from tests.helpers import ROOT, committed_step
 
 ARGS = ["run", "--models", "scornn", "--tasks", "copying", "--steps", "1500", "--set", "T=10", "--set", "K=4",
-        "--set", "hidden=48", "--set", "eval_every=20", "--set", "checkpoint_every=5", "--set", "eval_size=64", "--set", "batch_size=8",
-        "--no-report", "--workers", "1", "--seeds", "0"]
+        "--set", "hidden=48", "--set", "eval_every=20", "--set", "checkpoint_every=5", "--set", "eval_size=64",
+        "--set", "batch_size=8", "--no-report", "--workers", "1", "--seeds", "0"]
 # Two threads on a loaded machine: without a passive wait policy OpenMP's spinning threads crawl.
 ENV = {"PYTHONUNBUFFERED": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 ROUNDS = int(os.environ.get("SUITE_RACE_ROUNDS", "3"))
