@@ -509,7 +509,11 @@ def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable)
     if started:
         import logging
 
+        before = signal.getsignal(signal.SIGTERM)
         ray.init(address=executor.address, logging_level=logging.WARNING)
+        if threading.current_thread() is threading.main_thread() and before is not None:
+            # ray.init makes SIGTERM exit the driver at once; here it stops the sweep as Ctrl-C does
+            signal.signal(signal.SIGTERM, before)
     store = Store(db)
     server = _Server(store)
     # on the driver's node (a soft affinity may land elsewhere): the mailbox must outlive any worker node

@@ -56,6 +56,10 @@ STATUSES = ("pending", "running", "finished", "diverged", "pruned", "failed", "i
 DONE = ("finished", "diverged", "pruned")  # never resumed unless forced
 LEASE_SECONDS = 900.0
 
+# The checkpoint files a store wrote (recorded before each is written), with their SHA-256.
+_CHECKPOINTS = """CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL,
+    PRIMARY KEY (run_id, file))"""
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS runs (
@@ -90,9 +94,7 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS profiles (
         run_id TEXT NOT NULL, step INTEGER NOT NULL, grad_norms TEXT NOT NULL,
         PRIMARY KEY (run_id, step))""",
-    _CHECKPOINTS := """CREATE TABLE IF NOT EXISTS checkpoints (
-        run_id TEXT NOT NULL, step INTEGER NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL,
-        PRIMARY KEY (run_id, file))""",
+    _CHECKPOINTS,
 ]
 # Migrations from version v to v+1, run in order on open; a newer file than this code is refused.
 _MIGRATIONS: dict[int, list[str]] = {

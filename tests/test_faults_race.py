@@ -7,7 +7,7 @@ Each round ends with the run finished and every value equal to the uninterrupted
 that trained it (its thread count is in the run's env): 0 spliced values. `--force` against a live
 holder is refused, naming it (exit 2); after the holder is gone it restarts the run.
 
-SUITE_RACE_ROUNDS sets the number of rounds (default 3; `nox -s faults` runs 24).
+SUITE_RACE_ROUNDS sets the number of rounds (default 4; `nox -s faults` runs 24).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,8 +31,10 @@ ARGS = ["run", "--models", "scornn", "--tasks", "copying", "--steps", "1500", "-
         "--set", "batch_size=8", "--no-report", "--workers", "1", "--seeds", "0"]
 # Two threads on a loaded machine: without a passive wait policy OpenMP's spinning threads crawl.
 ENV = {"PYTHONUNBUFFERED": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-ROUNDS = int(os.environ.get("SUITE_RACE_ROUNDS", "3"))
-SCENARIOS = ("during", "together", "after-kill")
+ROUNDS = int(os.environ.get("SUITE_RACE_ROUNDS", "4"))
+# when the challenger starts: once the holder has committed some steps; 0-2 s after it; after it was
+# killed with SIGKILL; before it (holding the run when the other one starts)
+SCENARIOS = ("during", "together", "after-kill", "challenger-first")
 
 
 def _start(db, threads: int, *extra: str) -> subprocess.Popen:
@@ -85,18 +88,24 @@ def test_force_never_takes_a_run_from_a_live_process(tmp_path, references):
     for k in range(ROUNDS):
         scenario = SCENARIOS[k % len(SCENARIOS)]
         db = tmp_path / f"round-{k}.db"
-        a = _start(db, 1)  # the holder: one thread
-        procs = [a]
+        procs = []
         try:
+            if scenario == "challenger-first":  # it holds the run before the other one starts
+                b = _start(db, 2, "--force")
+                procs.append(b)
+                _wait_step(db, b, rng.choice([0, 20, 40]))
+            a = _start(db, 1)  # the first holder: one thread, no --force
+            procs.append(a)
             if scenario == "together":
                 time.sleep(rng.uniform(0.0, 2.0))
-            else:
+            elif scenario != "challenger-first":
                 _wait_step(db, a, rng.choice([0, 20, 40, 60]))
             if scenario == "after-kill":
                 a.send_signal(signal.SIGKILL)
                 a.wait(timeout=60)
-            b = _start(db, 2, "--force")  # the challenger: two threads, --force
-            procs.append(b)
+            if scenario != "challenger-first":
+                b = _start(db, 2, "--force")  # the challenger: two threads, --force
+                procs.append(b)
             _, b_err = b.communicate(timeout=600)
             _, a_err = a.communicate(timeout=600)
         finally:
@@ -108,6 +117,8 @@ def test_force_never_takes_a_run_from_a_live_process(tmp_path, references):
             assert "Traceback" not in err and "IntegrityError" not in err, err
         if scenario == "after-kill":
             assert a.returncode == -signal.SIGKILL and b.returncode == 0, b_err  # the holder was gone: taken over
+        elif scenario == "challenger-first":  # the other one, without --force, leaves it to its holder
+            assert b.returncode == 0 and a.returncode == 0 and f"held by {socket.gethostname()}:{b.pid}" in a_err, a_err
         else:
             assert a.returncode == 0, a_err
             assert b.returncode in (0, 2), b_err

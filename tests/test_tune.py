@@ -168,7 +168,13 @@ def test_concurrent_optuna_searches_share_the_budget_exactly(tmp_path):
             "--search", "optuna", "--workers", "1", "--db", db]
     procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    errs = [p.communicate(timeout=600)[1] for p in procs]
+    try:
+        errs = [p.communicate(timeout=600)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     for p, err in zip(procs, errs):
         assert p.returncode == 0 and "Traceback" not in err, err
     trials = _study_trials(db)
