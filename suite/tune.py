@@ -224,16 +224,19 @@ def _study(url: str, name: str, higher: bool, seed: int, warmup: int):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = _storage(url)
-    try:  # a resumed search seeds its sampler past the trials it has, so it never redraws their points
-        done = len(optuna.load_study(study_name=name, storage=storage).trials)
-    except KeyError:
-        done = 0
     return optuna.create_study(
-        storage=storage, study_name=name, load_if_exists=True,
-        direction="maximize" if higher else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed + done, n_startup_trials=4),
+        storage=_storage(url), study_name=name, load_if_exists=True,
+        direction="maximize" if higher else "minimize", sampler=_sampler(seed, 0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup))
+
+
+def _sampler(seed: int, number: int):
+    """The sampler that draws trial ``number``'s settings, seeded by that number: a trial's draw
+    depends only on the seed, its number and the trials before it, so a resumed search never redraws
+    a point, and two searches running at once (their trials numbered apart) never draw the same one."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed + number, n_startup_trials=4)
 
 
 @dataclass(frozen=True)
@@ -312,7 +315,7 @@ def _tune_optuna(bases, db, trials, space, device, workers, seed) -> None:
         name = study_name(b, "optuna")
         study = _study(url, name, task.higher_is_better, seed, warmup=max(1, b.steps // 4))
         states.append({"base": b, "name": name, "study": study, "metric": task.metric,
-                       "orthogonal": has_orthogonal_group(b), "pending": {}})
+                       "orthogonal": has_orthogonal_group(b), "pending": {}, "seed": seed})
     per_round = max(1, -(-workers // len(states)))
     while True:
         round_trials = []  # (state, trial number, trial id, config)
@@ -387,6 +390,7 @@ def _plan_round(st: dict, budget: int, per_round: int, space: Space) -> None:
         if t.state == TrialState.RUNNING and t.number not in pending and _abandoned(t, now):
             study._storage.set_trial_user_attr(t._trial_id, "owner", me())
             # its recorded settings; any it lacks (its process died before drawing them) drawn now
+            study.sampler = _sampler(st["seed"], t.number)
             trial = optuna.trial.Trial(study, t._trial_id)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a setting recorded under another range is kept as it was
@@ -401,6 +405,7 @@ def _plan_round(st: dict, budget: int, per_round: int, space: Space) -> None:
         if below >= budget:  # another search took the last places meanwhile
             _void(study, trial._trial_id, trial.number)
             break
+        study.sampler = _sampler(st["seed"], trial.number)
         try:
             config = _suggest(trial, st["base"], space, st["orthogonal"])
         except BaseException:

@@ -202,8 +202,8 @@ def test_the_study_budget_holds_under_concurrent_asks(tmp_path):
 
     def search(k: int) -> None:
         try:
-            st = {"base": base, "name": name, "study": _study(url, name, True, k, 1), "orthogonal": True,
-                  "pending": {}}
+            st = {"base": base, "name": name, "study": _study(url, name, True, 0, 1), "orthogonal": True,
+                  "pending": {}, "seed": 0}
             while True:
                 _plan_round(st, budget, 2, Space())
                 if not st["pending"]:
@@ -224,6 +224,7 @@ def test_the_study_budget_holds_under_concurrent_asks(tmp_path):
     trials = _study_trials(db)
     real = [t for t in trials if not t[3].get(VOID)]
     assert len(counted) == len(real) == budget and all(t[1] == "COMPLETE" for t in real), trials
+    assert len(set(counted)) == budget  # eight searches with one seed: still a different point each
     assert all(t[1] == "FAIL" and t[2] == {} for t in trials if t[3].get(VOID))
     print(f" [{len(trials) - budget} trials asked past the budget by racing searches, none run]", end="")
 
