@@ -38,9 +38,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def faults(session: nox.Session) -> None:
-    """kill -9 at every crash point of a run, resume, compare with the uninterrupted run (slow)."""
-    session.run(PYTHON, "-m", "pytest", "tests/test_crash_points.py", "-v", "-s", *session.posargs,
-                external=True, env={"SUITE_CRASH_POINTS": "all"})
+    """kill -9 at every crash point of a run, resume, compare with the uninterrupted run; then 24 rounds
+    of two processes racing for one run with --force (slow)."""
+    session.run(PYTHON, "-m", "pytest", "tests/test_crash_points.py", "tests/test_faults_race.py", "-v", "-s",
+                *session.posargs, external=True, env={"SUITE_CRASH_POINTS": "all", "SUITE_RACE_ROUNDS": "24"})
 
 
 @nox.session

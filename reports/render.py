@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from suite import outputs
 from suite.errors import ConfigError
 from suite.reports import comparison, figures
 from suite.reports.data import Group, differences, group, load, task_info
@@ -115,34 +116,44 @@ FIGURES = [
 MANIFEST = ".suite-report.json"  # the files this report folder's last render wrote (and may replace)
 
 
-def _owned(out: Path) -> set[str]:
-    """Names of files in ``out`` the suite wrote: listed in its manifest, or, in a folder rendered
-    before manifests existed, our index.html and the PNGs named like ours."""
-    manifest = out / MANIFEST
-    if manifest.is_file():
-        try:
-            return set(json.loads(manifest.read_text(encoding="utf-8"))["files"])
-        except (ValueError, KeyError, TypeError, OSError):
-            return set()
-    index = out / "index.html"
-    if index.is_file() and 'this page reads the results store only' in index.read_text(errors="replace"):
-        return {"index.html"} | {p.name for p in out.glob("*.png") if any(
-            p.name.endswith(f"-{name}.png") for name, *_ in FIGURES)}
-    return set()
+def _recognised(path: Path) -> bool:
+    """A file of a report folder rendered before manifests recorded hashes: our index.html, or a
+    Matplotlib PNG named like one of our figures."""
+    if path.name == "index.html":
+        return 'this page reads the results store only' in path.read_text(errors="replace")
+    if path.suffix != ".png" or not any(path.name.endswith(f"-{name}.png") for name, *_ in FIGURES):
+        return False
+    with open(path, "rb") as f:
+        return b"Matplotlib" in f.read(512)
 
 
 def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
     """Write index.html and its PNGs into ``out_dir``. Files there that the suite did not write are
     never deleted or overwritten; a task or figure that cannot be drawn is named on the page, with why."""
+    db = Path(db)
+    final = Path(out_dir) if out_dir else db.parent / "report"
+    runs = load(db)  # the store first: a store that cannot be read changes nothing on disk
+    if final.exists() and not final.is_dir():
+        raise ConfigError(f"report folder {final} is a file; pass --out with a folder")
+    final.mkdir(parents=True, exist_ok=True)
+    owned = outputs.owned(final, MANIFEST, _recognised, unlisted=True)
+    out = outputs.stage(final)  # every file is written here first, then moved into place (suite.outputs)
+    try:
+        _render(db, runs, out, final, owned)
+        outputs.publish(out, final, MANIFEST, owned, prune=True, refuse=lambda names: _refusal(final, names))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return final / "index.html"
+
+
+def _refusal(final: Path, names: list[str]) -> ConfigError:
+    return ConfigError(f"report folder {final} holds files the suite did not write ({', '.join(names)}); "
+                       "it never overwrites them: pass another --out (or --report-dir)")
+
+
+def _render(db: Path, runs: list, out: Path, final: Path, owned: dict[str, str]) -> None:
     from suite import __version__
 
-    db = Path(db)
-    out = Path(out_dir) if out_dir else db.parent / "report"
-    runs = load(db)  # the store first: a store that cannot be read changes nothing on disk
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"report folder {out} is a file; pass --out with a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    owned = _owned(out)
     by_protocol = group(runs)
     try:
         trials, trials_error = load(db, kind="trial"), None
@@ -212,19 +223,20 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
             tasks.append({"name": task, "slug": s, "protocol": proto.label, "alone": alone, "error": _why(e),
                           "rows": [], "figures": [], "common": {}, "varying_keys": [], "varying": []})
     aggregate_files = {comparison.CD_FILE, comparison.IQM_FILE} if by_block else set()  # drawn if there is data
-    clash = sorted(n for n in planned | aggregate_files if (out / n).exists() and n not in owned)
-    if clash:
-        raise ConfigError(f"report folder {out} holds files the suite did not write ({', '.join(clash)}); "
-                          "it never overwrites them: pass another --out (or --report-dir)")
-    # the manifest first lists everything this render may write, so a crash in between leaves no
-    # file of ours unlisted (and so refused next time)
-    (out / MANIFEST).write_text(json.dumps({"files": sorted(owned | planned | aggregate_files)}, indent=1),
-                                encoding="utf-8")
+    clash = outputs.clashes(final, planned | aggregate_files, owned)
+    if clash:  # refused before anything is drawn
+        raise _refusal(final, clash)
+    # our unchanged figures are copied into the staging folder, so draw_all finds their fingerprints
+    # there and leaves them as they are; the ones this page no longer shows are dropped below
+    reused = {n for n in owned if n.endswith(".png")}
+    for n in reused:
+        shutil.copy2(final / n, out / n)
     errors = figures.draw_all([(name, args, extra) for name, args, extra, _ in jobs])
     for (*_, row), error in zip(jobs, errors):
         if error:  # the page says which figure is missing, and why
             row["error"] = error
             planned.discard(row["file"])
+            (out / row["file"]).unlink(missing_ok=True)  # a part-written figure is not published
     aggregate = tuning = None
     try:  # the cross-protocol aggregate and the tuning search: the page says if they failed
         aggregate = comparison.aggregate(by_block, out, styles) if by_block else None
@@ -248,13 +260,9 @@ def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
         tasks=tasks, environments=_environments(runs), matches=matches, published=published_rows(), version=__version__,
         aggregate=aggregate, tuning=tuning, test_name=comparison.stats.TEST, alpha=comparison.stats.ALPHA,
         permutation=comparison.stats.PERMUTATION, policy=comparison.stats.POLICY)
-    index = out / "index.html"
-    index.write_text(html, encoding="utf-8")
-    for stale in sorted(owned - planned):  # ours from an earlier render, no longer part of the page
-        if stale != MANIFEST and "/" not in stale:
-            (out / stale).unlink(missing_ok=True)
-    (out / MANIFEST).write_text(json.dumps({"files": sorted(planned)}, indent=1), encoding="utf-8")
-    return index
+    (out / "index.html").write_text(html, encoding="utf-8")
+    for n in reused - planned:  # a copied figure this page no longer shows is not published again
+        (out / n).unlink(missing_ok=True)
 
 
 def _why(e: Exception) -> str:

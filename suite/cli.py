@@ -25,10 +25,15 @@ DEFAULT_SEEDS = "0-2"  # three seeds: the report's confidence intervals and test
 
 
 def _expand(registry, spec: str | None, default: list[str]) -> list[str]:
-    if not spec:
+    if spec is None:
         return default
+    patterns = [s.strip() for s in spec.split(",") if s.strip()]
+    if not patterns:  # '' or ',' would otherwise mean everything, or nothing
+        raise ConfigError(f"invalid --{registry.kind}s {spec!r}: it names no {registry.kind}; give names or "
+                          f"patterns (see `suite list {registry.kind}s`), or leave --{registry.kind}s out for the "
+                          "default")
     names, valid = [], registry.names()
-    for pattern in (s.strip() for s in spec.split(",") if s.strip()):
+    for pattern in patterns:
         if pattern == "mission":
             hits = registry.names(mission=True)
         else:
@@ -68,8 +73,13 @@ def plan_resolved(args) -> list:
     tasks = _expand(TASKS, args.tasks, list(OFFLINE_TASKS))
     overrides = parse_assignments(args.set or [])
     if args.steps is not None:
+        if "steps" in overrides and overrides["steps"] != args.steps:
+            raise ConfigError(f"--steps {args.steps} and --set steps={overrides['steps']!r} disagree; give one of them")
         overrides["steps"] = args.steps
     pattern = getattr(args, "protocols", None)
+    if pattern is not None and not pattern.replace(",", "").strip():
+        raise ConfigError(f"invalid --protocols {pattern!r}: it names no protocol; give names or patterns (see "
+                          "`suite list protocols`), or leave --protocols out for every protocol of the tasks")
     protocols = [p for task in tasks for p in protocols_for(args.scale, task, pattern)]
     if not protocols:
         from suite.protocols import PROTOCOLS
@@ -101,9 +111,28 @@ def plan_resolved(args) -> list:
             validate(c, device)
         except SuiteError as e:
             errors.append(f"{c.model} on {r.protocol.name}: {e}")
+        except (MemoryError, RuntimeError) as e:  # the model cannot even be built here
+            if not _out_of_memory(e):
+                raise
+            errors.append(f"{c.model} on {r.protocol.name}: hidden={c.hidden} does not fit in this machine's "
+                          f"memory ({_allocation(e)}); choose a smaller --set hidden")
     if errors:
         raise ConfigError("nothing was run; fix these first:\n  " + "\n  ".join(dict.fromkeys(errors)))
     return resolved
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    text = str(e)
+    return isinstance(e, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()
+
+
+def _allocation(e: BaseException) -> str:
+    import re
+
+    m = re.search(r"tried to allocate (\d+) bytes", str(e))
+    if m:
+        return f"building the model needs one block of {int(m[1]) / 2**30:.1f} GiB, which cannot be allocated"
+    return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'out of memory'}"
 
 
 def _plan_device(args):
@@ -204,6 +233,8 @@ def cmd_run(args) -> int:
     configs = plan(args)
     if args.tuned:
         configs = _tuned(configs, args.db)
+    if args.force:
+        _refuse_held(configs, args.db)
     executor = from_args(args, len(configs))
     print(f"{len(configs)} runs ({len({c.model for c in configs})} models x "
           f"{len({c.task for c in configs})} tasks x {len({c.seed for c in configs})} seeds), "
@@ -211,9 +242,7 @@ def cmd_run(args) -> int:
     try:
         outcomes = run_all(configs, args.db, args.device, args.force, executor=executor)
     except KeyboardInterrupt:
-        print("\ninterrupted: every committed metric is in the store; run the same command to resume",
-              file=sys.stderr)
-        return 130
+        return _stopped("every committed metric is in the store; run the same command to resume")
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
@@ -221,7 +250,13 @@ def cmd_run(args) -> int:
     for o in outcomes:
         if o.status == "failed":
             print(f"  FAILED {o.run_id}: {o.error}", file=sys.stderr)
+        elif o.status == "busy":
+            print(f"  BUSY {o.run_id}: {o.error}", file=sys.stderr)
     code = 1 if counts.get("failed") else 0
+    if args.force and counts.get("busy"):
+        print("suite: error: --force never takes a run from a live process; the BUSY runs above were left to "
+              "their holders", file=sys.stderr)
+        return 2
     if not args.no_report:  # the runs are in the store whatever happens to their report
         from suite.reports.render import render_report
 
@@ -235,6 +270,36 @@ def cmd_run(args) -> int:
                   f"retry with `suite report --db {args.db}`", file=sys.stderr)
             return 1
         print(f"report: {index}", file=sys.stderr)
+    return code
+
+
+def _refuse_held(configs, db: str) -> None:
+    """--force restarts runs from scratch, but never one that a live process is training."""
+    from suite.store import Store, stop_hint
+
+    if not Path(db).is_file():
+        return
+    store = Store(db, read_only=True)
+    try:
+        held = [(c.run_id, store.holder(c.run_id)) for c in configs]
+    finally:
+        store.close()
+    held = [(r, h) for r, h in held if h]
+    if held:
+        lines = "\n  ".join(f"{r} is held by {h}: {stop_hint(h)}" for r, h in held)
+        raise ConfigError(f"--force restarts runs from scratch, but {len(held)} of them are being trained by a "
+                          f"live process; nothing was run:\n  {lines}")
+
+
+def _stopped(what: str) -> int:
+    """The exit of a command stopped by Ctrl-C (130) or SIGTERM (143)."""
+    import signal
+
+    from suite.runner import stop_exit_code
+
+    code = stop_exit_code()
+    how = "stopped by SIGTERM" if code == 128 + signal.SIGTERM else "interrupted"
+    print(f"\n{how}: {what}", file=sys.stderr)
     return code
 
 
@@ -270,9 +335,7 @@ def cmd_tune(args) -> int:
     try:
         best = tune(bases, args.db, args.search, args.trials, space, args.device, workers)
     except KeyboardInterrupt:
-        print("\ninterrupted: every finished trial is in the store; run the same command to resume",
-              file=sys.stderr)
-        return 130
+        return _stopped("every finished trial is in the store; run the same command to resume")
     print(f"{'task':<9}{'model':<18}{'optimizer':<10}{'lr':>10}{'orth_lr':>10}  study")
     for b in bases:
         c = best.get(study_name(b, args.search))
@@ -354,7 +417,7 @@ def cmd_speed(args) -> int:
     baseline = args.baseline or target["baseline"]
     if args.models:
         models = []
-        for spec in args.models.split(","):
+        for spec in (s for s in args.models.split(",") if s.strip()):
             name, at, engine = spec.strip().partition("@")
             models += [m + at + engine for m in _expand(MODELS, name, [])]
     else:
@@ -481,12 +544,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser().parse_args(["run", *argv])
     if args.command in ("run", "tune"):
-        # SIGINT means "checkpoint and stop" even where the parent started us with it ignored (a job a
-        # non-interactive shell put in the background): Python then installs no handler of its own
+        # SIGINT and SIGTERM (what a scheduler, `timeout` or `kill` sends) mean "checkpoint and stop",
+        # SIGINT even where the parent started us with it ignored (a job a non-interactive shell put in
+        # the background): Python then installs no handler of its own
         import signal
 
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        from suite.runner import STOP_SIGNALS, raise_interrupt
+
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, raise_interrupt)
     try:
+        for name in ("db", "out", "report_dir"):
+            value = getattr(args, name, None)
+            if value is not None and not value.strip():
+                raise ConfigError(f"invalid --{name.replace('_', '-')} {value!r}: give a path"
+                                  + (f", e.g. --db {DEFAULT_DB}" if name == "db" else ""))
         if args.command in ("run", "tune", "speed"):
             from suite.memory import malloc_setting
 
@@ -495,13 +567,23 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as e:
         print(f"suite: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before any run started, or after the last one ended
+        return _stopped("nothing was being trained")
     except sqlite3.DatabaseError as e:  # damage found while reading, past the checks on open
-        print(f"suite: error: the results store {getattr(args, 'db', '')} cannot be read ({e}); it was not "
-              "changed", file=sys.stderr)
+        if args.command in ("run", "tune"):
+            print(f"suite: error: the results store {args.db} failed ({e}); every earlier commit is intact: fix "
+                  "the cause and rerun the same command to resume", file=sys.stderr)
+        else:
+            print(f"suite: error: the results store {getattr(args, 'db', '')} cannot be read ({e}); it was not "
+                  "changed", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `suite list | head`
         sys.stderr.close()
         return 0
+    except OSError as e:  # a file the command must read or write: say which, and why
+        where = f" {e.filename}" if e.filename else ""
+        print(f"suite: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

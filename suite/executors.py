@@ -22,12 +22,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import dataclasses
 import io
 import multiprocessing as mp
 import os
 import signal
 import sqlite3
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,7 +115,8 @@ def from_args(args, n_runs: int) -> Executor:
     if workers is None:
         workers = 1 if (args.device.startswith("cuda") or n_runs <= 1) else min(2, os.cpu_count() or 1)
     if args.executor == "local":
-        ex = Executor("local", workers=workers, threads=args.threads)
+        # never more processes than runs: each worker is a whole Python process with torch loaded
+        ex = Executor("local", workers=max(1, min(workers, n_runs)), threads=args.threads)
         if args.address or args.gpus_per_run or args.cpus_per_run != 1.0:
             raise ConfigError("--address, --cpus-per-run and --gpus-per-run need --executor ray")
         return ex
@@ -154,6 +159,8 @@ def run_all(configs, db: str, device: str = "auto", force: bool = False, workers
     from tqdm.auto import tqdm
 
     executor = executor or Executor(workers=workers or 1)
+    if executor.kind == "local" and executor.workers > max(1, len(configs)):
+        executor = dataclasses.replace(executor, workers=max(1, len(configs)))
     device = executor.run_device(device)
     configs = sorted(configs, key=cost, reverse=True)
     kw = {} if stop is None else {"stop": stop}
@@ -201,16 +208,40 @@ def _run_here(configs, db, device, force, executor, kw, done, bar) -> None:
 # Workers live in their own process group, so a terminal's Ctrl-C reaches the parent only; the parent
 # then sets ``_STOP`` and each worker's watcher thread interrupts its main thread once: the runner
 # finishes the step, commits its checkpoint and marks the run `interrupted` before the pool goes away.
-_STOP = None
+# SIGTERM, to the parent or to a worker (a scheduler may signal every process of a job), does the
+# same. A worker whose parent died (kill -9, the OOM killer) notices within a second (Linux's parent-
+# death signal, and a check of its parent pid everywhere): it stops its run the same way and exits,
+# or exits at once after ORPHAN_GRACE seconds (its last commit holds, as after any kill).
+_STOP = None  # the sweep's stop event, shared by the parent and its workers
+_HARD = None  # set by the parent once it ends the pool: a worker then exits at once on SIGTERM
+_PARENT = 0  # the parent's pid
+_IN_RUN = False  # a run is in progress in this worker
+ORPHAN_GRACE = 5.0
+PR_SET_PDEATHSIG = 1
 
 
-def _worker_init(threads: int, stop) -> None:
+def _orphaned() -> bool:
+    return os.getppid() != _PARENT
+
+
+def _worker_init(threads: int, stop, hard, parent: int) -> None:
     import torch
 
-    global _STOP
-    _STOP = stop
+    global _STOP, _HARD, _PARENT
+    _STOP, _HARD, _PARENT = stop, hard, parent
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # idle between runs: nothing to interrupt
+    term = threading.Event()
+
+    def on_sigterm(signum, frame):
+        if _HARD.is_set():  # the pool is being ended (after every result, or a second Ctrl-C)
+            os._exit(128 + signum)
+        term.set()  # the monitor thread stops the sweep (no locks taken in a signal handler)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    if sys.platform.startswith("linux"):  # SIGTERM when the parent dies; the pid check below covers the rest
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     torch.set_num_threads(threads)
 
     def watch():
@@ -219,16 +250,36 @@ def _worker_init(threads: int, stop) -> None:
 
         _thread.interrupt_main(signal.SIGINT)  # runs the Python SIGINT handler in force, if any
 
+    def monitor():
+        while True:
+            term.wait(0.5)
+            if _orphaned():
+                if not _IN_RUN:
+                    os._exit(0)
+                stop.set()  # the run checkpoints and stops; _worker then exits without answering
+                time.sleep(ORPHAN_GRACE)
+                os._exit(1)
+            if term.is_set():
+                term.clear()
+                stop.set()
+
     threading.Thread(target=watch, daemon=True).start()
+    threading.Thread(target=monitor, daemon=True).start()
 
 
 def _worker(job):
     from suite.runner import Outcome
 
+    global _IN_RUN
+    _IN_RUN = True
     try:
-        return _job(job)
+        out = _job(job)
     except KeyboardInterrupt:  # the one interrupt came while _job was leaving: the store is already right
-        return Outcome(job[0].run_id, "interrupted")
+        out = Outcome(job[0].run_id, "interrupted")
+    _IN_RUN = False
+    if _orphaned():  # nobody to answer: leave quietly (the store holds everything committed)
+        os._exit(0)
+    return out
 
 
 def _job(job):
@@ -252,9 +303,12 @@ def _job(job):
 
 
 def _run_pool(configs, db, device, force, executor, kw, done) -> None:
+    from suite.runner import note_stop
+
     ctx = mp.get_context("spawn")
-    stop = ctx.Event()
-    pool = ctx.Pool(executor.workers, initializer=_worker_init, initargs=(executor.torch_threads(), stop))
+    stop, hard = ctx.Event(), ctx.Event()
+    pool = ctx.Pool(executor.workers, initializer=_worker_init,
+                    initargs=(executor.torch_threads(), stop, hard, os.getpid()))
     try:
         results = pool.imap_unordered(_worker, [(c, db, device, force, kw) for c in configs])
         interrupted = False
@@ -270,17 +324,20 @@ def _run_pool(configs, db, device, force, executor, kw, done) -> None:
                 stop.set()
                 continue
             done(o)
-        if interrupted:
+        if interrupted or stop.is_set():
+            if not interrupted:  # not stopped here: a worker was sent SIGTERM
+                note_stop(signal.SIGTERM)
             raise KeyboardInterrupt
     finally:
+        hard.set()
         pool.terminate()  # every result is in (each worker has committed and closed its store), or a second Ctrl-C
 
 
 # ---- ray ------------------------------------------------------------------------------------------
 # The Store methods the runner calls. Each takes the run id first.
 _FORWARDED = ("claim", "commit", "update", "heartbeat", "reset", "run", "series", "metrics", "spectra",
-              "profiles", "save_checkpoint", "load_checkpoint", "prune_checkpoints")
-_READS = ("run", "series", "metrics", "spectra", "profiles", "load_checkpoint")
+              "profiles", "save_checkpoint", "load_checkpoint", "prune_checkpoints", "holder")
+_READS = ("run", "series", "metrics", "spectra", "profiles", "load_checkpoint", "holder")
 
 
 class _Mailbox:
@@ -411,7 +468,10 @@ class _Server:
         except Exception as e:
             from ray.exceptions import RayError  # e.g. the payload of a worker that died meanwhile
 
-            if method not in _READS and not isinstance(e, (SuiteError, sqlite3.IntegrityError, RayError)):
+            from suite.store import StoreWriteError
+
+            if method not in _READS and (isinstance(e, StoreWriteError) or not isinstance(
+                    e, (SuiteError, sqlite3.IntegrityError, RayError))):
                 self.fatal = e  # the store cannot be written (disk full, I/O error): no run can progress
             return ("error", _portable(e))
 
@@ -449,7 +509,11 @@ def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable)
     if started:
         import logging
 
+        before = signal.getsignal(signal.SIGTERM)
         ray.init(address=executor.address, logging_level=logging.WARNING)
+        if threading.current_thread() is threading.main_thread() and before is not None:
+            # ray.init makes SIGTERM exit the driver at once; here it stops the sweep as Ctrl-C does
+            signal.signal(signal.SIGTERM, before)
     store = Store(db)
     server = _Server(store)
     # on the driver's node (a soft affinity may land elsewhere): the mailbox must outlive any worker node
@@ -509,7 +573,10 @@ def _ray_outcome(ray, ref, config, store, driver: str, Outcome):
     except TaskCancelledError:
         return Outcome(config.run_id, "interrupted")
     except RayError as e:  # retries exhausted, or an error outside the runner's own handling
+        from suite.store import ClaimLost
+
         run = store.run(config.run_id)
         if run is not None and run["status"] == "running" and str(run["owner"]).startswith(driver + "/"):
-            store.update(config.run_id, status="failed", owner=None, error=str(e))
+            with contextlib.suppress(ClaimLost):
+                store.update(config.run_id, status="failed", owner=None, error=str(e))
         return Outcome(config.run_id, "failed", error=f"{type(e).__name__}: {str(e).splitlines()[0]}")

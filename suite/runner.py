@@ -29,7 +29,7 @@ from suite.errors import ConfigError, SuiteError
 from suite.memory import keep_freed_memory, release_freed_memory
 from suite.registry import TASKS, create_model, create_task
 from suite.seeding import seeded
-from suite.store import Records, Store
+from suite.store import ClaimLost, Records, Store, StoreWriteError, stop_hint
 
 PROFILE_BATCH = 32
 
@@ -38,6 +38,7 @@ PROFILE_BATCH = 32
 class Outcome:
     run_id: str
     status: str  # finished | diverged | pruned | failed | interrupted | skipped | busy
+    # (busy: another live process holds the run, or took it over meanwhile; ``error`` says which)
     summary: dict | None = None
     error: str | None = None
 
@@ -274,25 +275,56 @@ def peak_memory(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-# ---- Ctrl-C: finish the current step, checkpoint, then stop ------------------------------------
+# ---- Ctrl-C and SIGTERM: finish the current step, checkpoint, then stop -------------------------
+# A scheduler (SLURM, Kubernetes, `timeout`, `kill PID`) stops a job with SIGTERM: it is treated
+# exactly like Ctrl-C. The signal that stopped the command decides its exit code (130 or 143).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_stopped_by: list[int] = []
+
+
+def note_stop(signum: int) -> None:
+    if not _stopped_by:
+        _stopped_by.append(signum)
+
+
+def stop_exit_code() -> int:
+    """128 + the first stop signal received (SIGINT when none was noted: a KeyboardInterrupt)."""
+    return 128 + (_stopped_by[0] if _stopped_by else signal.SIGINT)
+
+
+def raise_interrupt(signum, frame):
+    """The handler of ``suite run``/``suite tune`` outside a training step: stop now (whatever was
+    committed holds; a run in progress is marked interrupted by ``execute``)."""
+    note_stop(signum)
+    raise KeyboardInterrupt
+
+
 class _Interrupt:
+    """While a run trains: the first SIGINT or SIGTERM asks it to stop after the current step (with
+    a checkpoint and a commit); a second one stops at once. SIGTERM is taken only where the process
+    has not given it a handler of its own (a pool worker has: it stops the whole sweep)."""
+
     def __init__(self):
         self.requested = False
-        self._old = None
+        self._old: dict[int, object] = {}
 
     def __enter__(self):
         if threading_main():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            for sig in STOP_SIGNALS:
+                current = signal.getsignal(sig)
+                if sig == signal.SIGINT or current in (signal.SIG_DFL, raise_interrupt):
+                    self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:  # a second Ctrl-C stops at once
+        note_stop(signum)
+        if self.requested:  # a second signal stops at once
             raise KeyboardInterrupt
         self.requested = True
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def threading_main() -> bool:
@@ -315,11 +347,20 @@ def execute(config: RunConfig, store: Store, device: str = "auto", force: bool =
     if action == "done":
         return Outcome(run_id, "skipped")
     if action == "busy":
-        return Outcome(run_id, "busy")
+        holder = store.holder(run_id)
+        return Outcome(run_id, "busy", error=f"held by {holder}: {stop_hint(holder)}" if holder else
+                       "held by another process")
     try:
         return _train(config, store, dev, step, progress, stop)
+    except ClaimLost as e:  # taken over meanwhile (its claim had lapsed): the new holder goes on, we stop
+        return Outcome(run_id, "busy", error=str(e))
     except KeyboardInterrupt:
-        store.update(run_id, status="interrupted", owner=None)
+        with contextlib.suppress(ClaimLost, StoreWriteError):  # already released, or nothing can be written
+            store.update(run_id, status="interrupted", owner=None)
+        raise
+    except StoreWriteError:  # the store's disk, not the run: no other run could go on either
+        with contextlib.suppress(ClaimLost, StoreWriteError):
+            store.update(run_id, status="interrupted", owner=None)
         raise
     except Exception as e:  # recorded as data; the sweep goes on
         store.update(run_id, status="failed", owner=None, error=traceback.format_exc())
@@ -372,12 +413,14 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
         if step == 0 or step == config.steps or k % config.profile_every == 0:
             records.profiles.append((step, gradient_profile(model, task, dev, config.precision)))
 
-    def commit(step: int, **fields) -> None:
+    def commit(step: int, release: bool = False, **fields) -> None:
         state["peak_memory"] = max(state["peak_memory"], peak_memory(dev))
         store.save_checkpoint(run_id, step, {"step": step, "model": model.state_dict(),
                                              "optimizers": [o.state_dict() for o in opts], "state": state})
         store.commit(run_id, step, records, **fields)
         store.prune_checkpoints(run_id, keep=step)
+        if release:  # only now: pruning is a write of the run, done while holding it
+            store.update(run_id, owner=None)
 
     session_start = time.perf_counter()
     if start == 0:
@@ -435,7 +478,7 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
                 last_beat = time.time()
             if interrupt.requested and step < config.steps:
                 state["wall_time"] += time.perf_counter() - session_start
-                commit(step, status="interrupted", owner=None)
+                commit(step, release=True, status="interrupted")
                 _close(bar)
                 raise KeyboardInterrupt
     _close(bar)

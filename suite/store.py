@@ -9,24 +9,33 @@ recomputes the uncommitted steps exactly (batches are pure functions of (seed, s
 (run, step, name) once; the primary keys refuse duplicates.
 
 Concurrency: WAL journal, a busy timeout, and BEGIN IMMEDIATE for every write, so several processes
-(parallel workers, or several ``suite run`` commands) can share one store. A run is claimed by one
-owner (host:pid, or host:pid/ray:TASK for a Ray task whose driver is host:pid); a claim held by a dead
-process on this host, or not refreshed within the lease, is taken over and resumed.
+(parallel workers, or several ``suite run`` commands) can share one store. A run has one owner at a
+time (host:pid, or host:pid/ray:TASK for a Ray task whose driver is host:pid): ``claim`` takes it, and
+every later write of the run (records, checkpoints, status) checks, inside its transaction, that the
+owner is still this Store's claim, else raises ClaimLost and writes nothing. A claim held by a live
+process is never taken, not even by ``force``; one held by a dead process on this host, or not
+refreshed within the lease, is taken over and resumed.
 
-Faults: a store that cannot be opened, is not a results store, or fails ``PRAGMA quick_check`` is
-refused (StoreError) before anything is written to it. Read-only opens (show, export, report) also work
-on read-only media, WAL files included. A checkpoint that cannot be loaded is set aside (renamed, kept)
-and the newest good one before it is used instead. The suite deletes only files it wrote.
+Faults: a store that cannot be opened, is not a results store, fails ``PRAGMA quick_check`` or has a
+schema version this suite does not know is refused (StoreError) before anything is written to it.
+Read-only opens (show, export, report) also work on read-only media, WAL files included, and on
+stores of every older schema version; a row whose JSON fields are damaged is read without them and
+named. A write that fails (a full disk) raises StoreWriteError: its transaction rolled back, every
+earlier commit holds. Checkpoints are recorded in the store with their SHA-256 before they are
+written; one that cannot be loaded or is not what the suite wrote is set aside (renamed, kept) and the
+newest good one before it is used instead. Pruning deletes only checkpoint files the store recorded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
 import os
 import pickle
+import re
 import shutil
 import signal
 import socket
@@ -41,12 +50,16 @@ from pathlib import Path
 
 from suite.errors import SuiteError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # pending: a tuning trial registered but not started; pruned: a trial its search stopped early
 STATUSES = ("pending", "running", "finished", "diverged", "pruned", "failed", "interrupted")
 DONE = ("finished", "diverged", "pruned")  # never resumed unless forced
 LEASE_SECONDS = 900.0
 
+# The checkpoint files a store wrote (recorded before each is written), with their SHA-256.
+_CHECKPOINTS = """CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL,
+    PRIMARY KEY (run_id, file))"""
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS runs (
@@ -81,21 +94,37 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS profiles (
         run_id TEXT NOT NULL, step INTEGER NOT NULL, grad_norms TEXT NOT NULL,
         PRIMARY KEY (run_id, step))""",
+    _CHECKPOINTS,
 ]
 # Migrations from version v to v+1, run in order on open; a newer file than this code is refused.
 _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'run'",  # version 2: tuning trials
         "ALTER TABLE runs ADD COLUMN study TEXT"],
+    2: [_CHECKPOINTS],  # version 3: the checkpoint files the store wrote, with their SHA-256
 }
+# Columns a store of an older version lacks, read as the value the migration gives them.
+_ADDED_COLUMNS = {"kind": "run", "study": None}
+_JSON_FIELDS = ("config", "env", "summary", "task_info")
+_CHECKPOINT_NAME = re.compile(r"step-(0|[1-9][0-9]*)\.pt")
+_CHECKPOINT_TEMP = re.compile(r"step-(0|[1-9][0-9]*)\.pt\.tmp[0-9]+")  # a killed writer's leftover
 
 
 class StoreError(SuiteError):
     pass
 
 
+class ClaimLost(StoreError):
+    """This process does not, or no longer, hold the run it tried to write."""
+
+
+class StoreWriteError(StoreError):
+    """A write to the store or its checkpoints failed (a full disk, an I/O error); nothing of it was
+    committed and every earlier commit holds."""
+
+
 # Fault injection for the crash tests (docs/results.md): SUITE_FAULT="<point>:<n>" kills this process
 # with SIGKILL the n-th time it reaches <point> (points: checkpoint-write, checkpoint-rename, commit,
-# commit-done, prune). Unset, it costs one comparison.
+# commit-done, prune, export: after each table an export writes). Unset, it costs one comparison.
 _FAULT = os.environ.get("SUITE_FAULT") or None
 _FAULT_HITS: dict[str, int] = {}
 
@@ -124,13 +153,26 @@ def me() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _pid_of(owner: str) -> tuple[str, str]:
+    host, _, pid = owner.partition("/")[0].rpartition(":")
+    return host, pid
+
+
+def stop_hint(owner: str) -> str:
+    """How to stop the process holding a claim."""
+    host, pid = _pid_of(owner)
+    where = "" if host == socket.gethostname() else f" on {host}"
+    return (f"stop it with `kill -INT {pid}`{where} (it checkpoints, marks the run interrupted and exits), "
+            "or wait for it to finish")
+
+
 def _owner_alive(owner: str | None, heartbeat: float | None, now: float) -> bool:
     """A claim holds while its heartbeat is fresh, unless its process is known dead (same host).
     An owner "host:pid/TASK" is a task run for the process host:pid (a Ray driver, which performs its
     workers' store calls): it lives as long as that process does."""
     if not owner or heartbeat is None or now - heartbeat >= LEASE_SECONDS:
         return False
-    host, _, pid = owner.partition("/")[0].rpartition(":")
+    host, pid = _pid_of(owner)
     if host == socket.gethostname():
         try:
             os.kill(int(pid), 0)
@@ -163,12 +205,48 @@ def _finite(v: float) -> float | None:
     return v if math.isfinite(v) else None  # SQLite would turn NaN into NULL anyway; be explicit
 
 
+def _json_object(text) -> tuple[dict | None, str | None]:
+    """A JSON field of a runs row: (the object, None), or (None, what is wrong with it)."""
+    if text is None or text == "":
+        return None, None
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError) as e:
+        return None, f"not valid JSON ({_first_line(e)})"
+    if not isinstance(value, dict):
+        return None, f"a JSON {type(value).__name__} where an object belongs"
+    return value, None
+
+
+def _json_list(text):
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, list) else None
+
+
+def _schema_version(path: Path, text) -> int:
+    """The schema version a store's meta table states; anything but a version a suite wrote is refused."""
+    if not isinstance(text, str) or not text.isdigit() or str(int(text)) != text or int(text) < 1:
+        raise StoreError(f"{path} has schema version {text!r}, which no version of the suite writes (this one "
+                         f"reads 1 to {SCHEMA_VERSION}); it was not changed. Pass --db with a store written by "
+                         "`suite run`, or a new path")
+    if int(text) > SCHEMA_VERSION:
+        raise StoreError(f"{path} has schema version {text}; this suite reads up to {SCHEMA_VERSION}: upgrade the "
+                         "suite (the store was not changed)")
+    return int(text)
+
+
 class Store:
     def __init__(self, path: str | os.PathLike = "results/suite.db", read_only: bool = False):
         self.path = Path(path)
         # Every store owns its checkpoints, named after it: two stores in one folder never share them.
         self.checkpoints = self.path.with_name(self.path.name + "-checkpoints")
         self._tmp: str | None = None  # a private copy of a WAL store on read-only media
+        self._held: dict[str, str] = {}  # run_id -> the owner this Store claimed it as
+        self._said: set[str] = set()  # runs whose damaged fields were already named
+        self._columns: set[str] | None = None
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a results store; pass --db with a file, "
                              f"e.g. --db {self.path / 'suite.db'}")
@@ -198,6 +276,10 @@ class Store:
                 raise StoreError(f"cannot write to the results store {self.path}: it is read-only "
                                  f"({_first_line(e)}). `suite show`, `suite export` and `suite report` read "
                                  "it as it is; to train, copy it somewhere writable and pass --db") from None
+            raise StoreWriteError(f"cannot write to the results store {self.path} ({_first_line(e)}); it was "
+                                  "not changed. Fix the cause (e.g. free disk space) and rerun") from None
+        except StoreError:
+            self._conn.close()
             raise
 
     def _open_read_only(self) -> sqlite3.Connection:
@@ -257,11 +339,17 @@ class Store:
 
     def _check_version(self) -> None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        # an older store is readable as it is (a missing column reads as its default); a newer one is not
-        if row is None or not 1 <= int(row[0]) <= SCHEMA_VERSION:
-            found = "none" if row is None else row[0]
-            raise StoreError(f"{self.path} has schema version {found}; this suite reads {SCHEMA_VERSION} "
-                             "(open it once for writing with `suite run` to migrate an older store)")
+        # an older store is readable as it is (a missing column reads as its migration default); a newer
+        # one, or a version no suite wrote, is not
+        if row is None:
+            self.close()
+            raise StoreError(f"{self.path} states no schema version; it is not a store this suite can read "
+                             "(nothing was read from it)")
+        try:
+            _schema_version(self.path, row[0])
+        except StoreError:
+            self.close()
+            raise
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -271,19 +359,59 @@ class Store:
             self._tmp = None
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade deadlocks)."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield self._conn
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
             raise
         else:
             self._conn.execute("COMMIT")
 
-    def _migrate(self) -> None:
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; a write SQLite cannot make (a full disk, an I/O error, a lock held past
+        the busy timeout) is a StoreWriteError, and rolls back whole."""
+        try:
+            with self._transaction() as c:
+                yield c
+        except sqlite3.OperationalError as e:
+            raise StoreWriteError(f"cannot write to the results store {self.path} ({_first_line(e)}); every "
+                                  "earlier commit and its checkpoint are intact: fix the cause (e.g. free disk "
+                                  "space) and rerun the same command to resume") from None
+
+    @contextlib.contextmanager
+    def _holding(self, run_id: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction of ``run_id`` that goes ahead only while this Store's claim still owns it."""
+        owner = self._held.get(run_id)
         with self.write() as c:
+            row = c.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if owner is None or row is None or row[0] != owner:
+                self._held.pop(run_id, None)
+                if owner is None:
+                    why = "this process does not hold it (claim it first)"
+                elif row is None:
+                    why = "it is no longer in the store"
+                else:
+                    why = f"it is now held by {row[0] or 'nobody'}"
+                raise ClaimLost(f"run {run_id} was not written: {why}")
+            yield c
+
+    def holds(self, run_id: str) -> bool:
+        return run_id in self._held
+
+    def holder(self, run_id: str) -> str | None:
+        """The owner of a run a live process is training, else None."""
+        row = self._conn.execute("SELECT status, owner, heartbeat FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None or row["status"] != "running" or not _owner_alive(row["owner"], row["heartbeat"], time.time()):
+            return None
+        return row["owner"]
+
+    def _migrate(self) -> None:
+        with self._transaction() as c:
             for stmt in _SCHEMA[:1]:
                 c.execute(stmt)
             row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -292,10 +420,7 @@ class Store:
                     c.execute(stmt)
                 c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 return
-            version = int(row[0])
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path} has schema version {version}; this suite reads up to "
-                                 f"{SCHEMA_VERSION}: upgrade the suite")
+            version = _schema_version(self.path, row[0])
             for v in range(version, SCHEMA_VERSION):
                 for stmt in _MIGRATIONS[v]:
                     c.execute(stmt)
@@ -306,19 +431,21 @@ class Store:
               total_steps: int, force: bool = False, owner: str | None = None) -> tuple[str, int]:
         """Take a run for this process, or for ``owner`` (a task this process runs remotely; a retry of
         that task takes over its own claim). Returns (action, step): action is "start", "resume",
-        "done" (finished, diverged or pruned, not forced) or "busy" (a live process holds it)."""
+        "done" (finished, diverged or pruned, not forced) or "busy" (a live process holds it: never
+        taken, not even with ``force``; ``holder`` names it)."""
         now = time.time()
         mine = owner is not None
         owner = owner or me()
         with self.write() as c:
             row = c.execute("SELECT status, step, owner, heartbeat FROM runs WHERE run_id = ?",
                             (run_id,)).fetchone()
-            if row is not None and not force:
-                if row["status"] in DONE:
-                    return "done", row["step"]
+            if row is not None:
                 if (row["status"] == "running" and not (mine and row["owner"] == owner)
                         and _owner_alive(row["owner"], row["heartbeat"], now)):
                     return "busy", row["step"]
+                if row["status"] in DONE and not force:
+                    return "done", row["step"]
+            self._held[run_id] = owner  # the transaction below makes it so (or raises)
             if row is None or force:
                 if row is not None:
                     self._delete_records(c, run_id)
@@ -358,7 +485,7 @@ class Store:
         """Take a run back to ``step``: forget its records after it (every record when 0). Used when the
         checkpoint of its committed step is unusable and it resumes from an older one, or restarts; the
         steps forgotten are recomputed exactly."""
-        with self.write() as c:
+        with self._holding(run_id) as c:
             if step == 0:
                 self._delete_records(c, run_id)
             else:
@@ -367,9 +494,10 @@ class Store:
             c.execute("UPDATE runs SET step = ?, summary = NULL WHERE run_id = ?", (step, run_id))
 
     def commit(self, run_id: str, step: int, records: Records, **fields) -> None:
-        """Insert the buffered records and move the run to ``step``, atomically."""
+        """Insert the buffered records and move the run to ``step``, atomically (only while this Store
+        holds the run: else ClaimLost, and nothing is written)."""
         now = time.time()
-        with self.write() as c:
+        with self._holding(run_id) as c:
             c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)",
                           [(run_id, s, n, _finite(v)) for s, n, v in records.metrics])
             c.executemany("INSERT INTO spectra VALUES (?, ?, ?)",
@@ -380,15 +508,25 @@ class Store:
             c.execute(f"UPDATE runs SET step = ?, heartbeat = ?, updated = ?{', ' + sets if sets else ''}"
                       " WHERE run_id = ?", (step, now, now, *self._encode(fields).values(), run_id))
             _fault("commit")
+        self._released(run_id, fields)
         _fault("commit-done")
         records.clear()
 
     def update(self, run_id: str, **fields) -> None:
+        """Set fields of a run this Store holds (``owner=None`` releases it)."""
         now = time.time()
-        with self.write() as c:
+        with self._holding(run_id) as c:
             sets = ", ".join(f"{k} = ?" for k in fields)
             c.execute(f"UPDATE runs SET updated = ?, {sets} WHERE run_id = ?",
                       (now, *self._encode(fields).values(), run_id))
+        self._released(run_id, fields)
+
+    def _released(self, run_id: str, fields: dict) -> None:
+        if "owner" in fields:
+            if fields["owner"] is None:
+                self._held.pop(run_id, None)
+            else:
+                self._held[run_id] = fields["owner"]
 
     def heartbeat(self, run_id: str) -> None:
         self.update(run_id, heartbeat=time.time())
@@ -399,15 +537,39 @@ class Store:
                 for k, v in fields.items()}
 
     # ---- reading ---------------------------------------------------------------------------------
+    def _run_columns(self) -> set[str]:
+        if self._columns is None:
+            self._columns = {r[1] for r in self._conn.execute("PRAGMA table_info(runs)")}
+        return self._columns
+
     def runs(self, **where) -> list[dict]:
-        cond = " AND ".join(f"{k} = ?" for k in where)
+        """The runs matching ``where`` (column = value), JSON fields decoded. A store of an older schema
+        reads with the columns it lacks at their migration defaults. A JSON field that is damaged
+        (not JSON, or not an object) reads as None; the row then lists it under "damaged", and the
+        store says so once on stderr."""
+        cols = self._run_columns()
+        in_sql = {k: v for k, v in where.items() if k in cols}
+        cond = " AND ".join(f"{k} = ?" for k in in_sql)
         rows = self._conn.execute(f"SELECT * FROM runs{' WHERE ' + cond if cond else ''} "
-                                  "ORDER BY task, model, seed, run_id", tuple(where.values())).fetchall()
+                                  "ORDER BY task, model, seed, run_id", tuple(in_sql.values())).fetchall()
         out = []
         for r in rows:
             d = dict(r)
-            for k in ("config", "env", "summary", "task_info"):
-                d[k] = json.loads(d[k]) if d[k] else None
+            for k, default in _ADDED_COLUMNS.items():
+                d.setdefault(k, default)
+            if any(d.get(k) != v for k, v in where.items() if k not in cols):
+                continue
+            damaged = []
+            for k in _JSON_FIELDS:
+                d[k], why = _json_object(d[k])
+                if why:
+                    damaged.append(f"{k}: {why}")
+            if damaged:
+                d["damaged"] = damaged
+                if d["run_id"] not in self._said:
+                    self._said.add(d["run_id"])
+                    say(f"run {d['run_id']} in {self.path} has damaged fields ({'; '.join(damaged)}); "
+                        "it is read without them")
             out.append(d)
         return out
 
@@ -434,14 +596,26 @@ class Store:
         return [r[0] for r in rows], [r[1] for r in rows]
 
     def spectra(self, run_id: str) -> list[tuple[int, list[list[float]]]]:
-        rows = self._conn.execute("SELECT step, eigenvalues FROM spectra WHERE run_id = ? ORDER BY step",
-                                  (run_id,)).fetchall()
-        return [(r[0], json.loads(r[1])) for r in rows]
+        """Eigenvalues by step; a record that is not a JSON list is left out (and said)."""
+        return self._json_records("spectra", "eigenvalues", run_id)
 
     def profiles(self, run_id: str) -> list[tuple[int, list[float]]]:
-        rows = self._conn.execute("SELECT step, grad_norms FROM profiles WHERE run_id = ? ORDER BY step",
-                                  (run_id,)).fetchall()
-        return [(r[0], json.loads(r[1])) for r in rows]
+        return self._json_records("profiles", "grad_norms", run_id)
+
+    def _json_records(self, table: str, column: str, run_id: str) -> list:
+        out, bad = [], []
+        for step, text in self._conn.execute(f"SELECT step, {column} FROM {table} WHERE run_id = ? ORDER BY step",
+                                             (run_id,)):
+            value = _json_list(text)
+            if value is None:
+                bad.append(step)
+            else:
+                out.append((step, value))
+        if bad and f"{table}:{run_id}" not in self._said:
+            self._said.add(f"{table}:{run_id}")
+            say(f"run {run_id} in {self.path}: {table} at step(s) {', '.join(map(str, bad[:5]))} are damaged "
+                "(not a JSON list); they are left out")
+        return out
 
     # ---- checkpoints: the runner reads and writes them only through these -------------------------
     def checkpoint_dir(self, run_id: str) -> Path:
@@ -455,26 +629,40 @@ class Store:
         return self.path.parent / "checkpoints" / run_id / f"step-{step}.pt"
 
     def checkpoint_steps(self, run_id: str) -> list[int]:
-        """Steps with a checkpoint on disk, newest first."""
-        steps = []
-        for p in self.checkpoint_dir(run_id).glob("step-*.pt"):
-            with contextlib.suppress(ValueError):
-                steps.append(int(p.name[5:-3]))
-        return sorted(steps, reverse=True)
+        """Steps with a checkpoint file (named exactly ``step-<s>.pt``) on disk, newest first."""
+        folder = self.checkpoint_dir(run_id)
+        if not folder.is_dir():
+            return []
+        found = (_CHECKPOINT_NAME.fullmatch(p.name) for p in folder.iterdir())
+        return sorted((int(m[1]) for m in found if m), reverse=True)
+
+    def _recorded(self, run_id: str) -> dict[str, tuple[int, str]]:
+        """The checkpoint files the store recorded for ``run_id``: name -> (step, SHA-256)."""
+        try:
+            rows = self._conn.execute("SELECT file, step, sha256 FROM checkpoints WHERE run_id = ?", (run_id,))
+            return {r[0]: (r[1], r[2]) for r in rows}
+        except sqlite3.OperationalError:  # a read-only store of an older schema: none recorded
+            return {}
 
     def save_checkpoint(self, run_id: str, step: int, payload: dict) -> None:
-        """Write ``payload`` (tensors and plain data) atomically: a temp file, flushed to disk, then a
-        rename, so ``step-<s>.pt`` is either absent or complete."""
+        """Write ``payload`` (tensors and plain data) atomically: recorded in the store with its SHA-256
+        first (so the file is the store's to prune, whatever happens next), then written to a temp
+        file, flushed to disk and renamed, so ``step-<s>.pt`` is either absent or complete."""
         import torch
 
         path = self.checkpoint_path(run_id, step)
-        path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         torch.save(payload, buf)
         data = buf.getbuffer()
+        with self._holding(run_id) as c:
+            c.execute("INSERT OR REPLACE INTO checkpoints (run_id, step, file, sha256) VALUES (?, ?, ?, ?)",
+                      (run_id, step, path.name, hashlib.sha256(data).hexdigest()))
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         try:
-            with open(tmp, "wb") as f:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)  # a leftover of an earlier process with this pid
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            with os.fdopen(fd, "wb") as f:
                 f.write(data[: len(data) // 2])
                 _fault("checkpoint-write")
                 f.write(data[len(data) // 2:])
@@ -482,16 +670,24 @@ class Store:
                 os.fsync(f.fileno())
             _fault("checkpoint-rename")
             os.replace(tmp, path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise StoreWriteError(f"cannot write the checkpoint {path} ({e.strerror or e}); every earlier "
+                                  f"commit and its checkpoint are intact: fix the cause (e.g. free disk space) "
+                                  "and rerun the same command to resume") from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
 
     def load_checkpoint(self, run_id: str, step: int, map_location=None) -> dict | None:
         """The checkpoint of ``step``; if it is missing or unusable, the newest good one before it (its
-        payload's "step" says which); None when there is none. An unusable file is set aside (renamed
-        ``corrupt-step-<s>.pt``, kept) and said so; it is never loaded as pickled code."""
+        payload's "step" says which); None when there is none. A file whose content is not what the
+        store recorded writing, or that cannot be loaded, is set aside (renamed ``corrupt-step-<s>.pt``,
+        kept) and said so; it is never loaded as pickled code."""
         import torch
 
+        recorded = self._recorded(run_id)
         older = [s for s in self.checkpoint_steps(run_id) if s < step]
         for s in [step, *older]:
             path = self.checkpoint_path(run_id, s)
@@ -501,10 +697,16 @@ class Store:
                     continue
                 path = legacy
             try:
-                payload = torch.load(path, map_location=map_location, weights_only=True)
+                data = path.read_bytes()
+                known = recorded.get(path.name) if path.parent == self.checkpoint_dir(run_id) else None
+                if known is not None and hashlib.sha256(data).hexdigest() != known[1]:
+                    raise _Changed
+                payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
                 if not isinstance(payload, dict) or payload.setdefault("step", s) != s:
                     raise ValueError(f"holds {type(payload).__name__} for step "
                                      f"{payload.get('step') if isinstance(payload, dict) else '?'}")
+            except _Changed:
+                reason = "does not hold what the suite wrote there (its SHA-256 differs from the one recorded)"
             except pickle.UnpicklingError:
                 # torch's message advises weights_only=False, i.e. running whatever the file holds: not here
                 reason = "was refused: it holds Python objects, not only tensors and plain data as the suite writes"
@@ -517,31 +719,40 @@ class Store:
                     say(f"run {run_id}: resuming from the checkpoint of step {s}, the newest usable one "
                         f"(the store had reached step {step}; steps after {s} are recomputed)")
                 return payload
-            if path.parent.parent != self.checkpoints:  # a shared legacy folder: not ours to rename
-                say(f"checkpoint {path} {reason}; left in place")
+            if path.parent.parent != self.checkpoints or not self.holds(run_id):
+                say(f"checkpoint {path} {reason}; left in place")  # a shared legacy folder, or not our run
                 continue
-            aside = self._set_aside(path)
+            aside = self._set_aside(run_id, path)
             say(f"checkpoint {path} {reason}; set aside as {aside.name}")
         return None
 
-    def _set_aside(self, path: Path) -> Path:
+    def _set_aside(self, run_id: str, path: Path) -> Path:
         n, aside = 1, path.with_name("corrupt-" + path.name)
         while aside.exists():
             n += 1
             aside = path.with_name(f"corrupt-{path.stem}-{n}.pt")
-        os.replace(path, aside)
+        with self._holding(run_id) as c:  # no longer a checkpoint of the store's: never pruned
+            c.execute("DELETE FROM checkpoints WHERE run_id = ? AND file = ?", (run_id, path.name))
+            os.replace(path, aside)
         return aside
 
     def prune_checkpoints(self, run_id: str, keep: int) -> None:
-        """Delete this store's checkpoints of ``run_id`` but step ``keep`` and the newest one before it
-        (a fallback should ``keep``'s file prove unreadable), and stale temp files. Only files this
-        store wrote are touched: set-aside files and other stores' checkpoints stay."""
-        before = [s for s in self.checkpoint_steps(run_id) if s < keep][:1]
-        keep_names = {f"step-{s}.pt" for s in (keep, *before)}
-        for p in self.checkpoint_dir(run_id).glob("step-*.pt*"):
-            if p.name not in keep_names:
+        """Delete the checkpoint files the store recorded for ``run_id`` but step ``keep`` and the newest
+        one before it (a fallback should ``keep``'s file prove unreadable), and temp files a killed
+        writer left. Nothing else in the folder is touched: the user's copies (``step-30.pt.bak``),
+        set-aside files, files of stores older than these records, and other stores' checkpoints stay."""
+        folder = self.checkpoint_dir(run_id)
+        with self._holding(run_id) as c:
+            recorded = self._recorded(run_id)
+            before = [s for s in self.checkpoint_steps(run_id) if s < keep][:1]
+            keep_names = {f"step-{s}.pt" for s in (keep, *before)}
+            doomed = [name for name in recorded if name not in keep_names]
+            if folder.is_dir():
+                doomed += [p.name for p in folder.iterdir() if _CHECKPOINT_TEMP.fullmatch(p.name)]
+            for name in doomed:
                 _fault("prune")
-                p.unlink(missing_ok=True)
+                (folder / name).unlink(missing_ok=True)
+            c.executemany("DELETE FROM checkpoints WHERE run_id = ? AND file = ?", [(run_id, n) for n in doomed])
 
     # ---- export ----------------------------------------------------------------------------------
     def dataframes(self):
@@ -551,41 +762,65 @@ class Store:
         runs = self.runs()
         flat = []
         for r in runs:
-            row = {k: v for k, v in r.items() if k not in ("config", "env", "summary", "task_info")}
+            row = {k: v for k, v in r.items() if k not in ("config", "env", "summary", "task_info", "damaged")}
             row.update({f"config.{k}": json.dumps(v) if isinstance(v, (dict, list)) else v
                         for k, v in (r["config"] or {}).items()})
             row.update({f"summary.{k}": v for k, v in (r["summary"] or {}).items()
                         if not isinstance(v, (dict, list))})
             row["env"] = json.dumps(r["env"]) if r["env"] else None
+            if r.get("damaged"):
+                row["damaged"] = "; ".join(r["damaged"])
             flat.append(row)
         metrics = pd.DataFrame(self.metrics(), columns=["run_id", "step", "name", "value"])
         return pd.DataFrame(flat), metrics
 
     def export(self, out_dir: str | os.PathLike, fmt: str) -> list[Path]:
+        """Write runs and metrics as ``fmt`` into ``out_dir``: each file complete or not there (written
+        aside, then renamed into place), never over a file or through a symlink the suite did not
+        write (suite.outputs)."""
+        from suite import outputs
         from suite.errors import check_choice
 
         check_choice("format", fmt, ("csv", "parquet"))
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        # Replace only files an earlier export wrote (listed in its manifest), never the user's.
-        manifest = out / ".suite-export.json"
-        try:
-            owned = set(json.loads(manifest.read_text())["files"]) if manifest.is_file() else set()
-        except (ValueError, KeyError, TypeError):
-            owned = set()
+        if out.exists() and not out.is_dir():
+            raise StoreError(f"export folder {out} is a file; pass --out with a folder")
+        tables = self.dataframes()  # the store first: a store that cannot be read changes nothing on disk
         names = [f"{name}.{fmt}" for name in ("runs", "metrics")]
-        clash = [n for n in names if (out / n).exists() and n not in owned]
+
+        def refuse(clash: list[str]) -> StoreError:
+            return StoreError(f"{out} holds {', '.join(clash)}, not written by `suite export`; it never "
+                              "overwrites them: pass another --out")
+
+        out.mkdir(parents=True, exist_ok=True)
+        mine = outputs.owned(out, EXPORT_MANIFEST, _recognised_export)
+        clash = outputs.clashes(out, names, mine)
         if clash:
-            raise StoreError(f"{out} holds {', '.join(clash)}, not written by `suite export`; it never "
-                             "overwrites them: pass another --out")
-        manifest.write_text(json.dumps({"files": sorted(owned | set(names))}))
-        runs, metrics = self.dataframes()
-        paths = []
-        for name, df in (("runs", runs), ("metrics", metrics)):
-            p = out / f"{name}.{fmt}"
-            if fmt == "csv":
-                df.to_csv(p, index=False)
-            else:
-                df.to_parquet(p, index=False)
-            paths.append(p)
-        return paths
+            raise refuse(clash)
+        staging = outputs.stage(out)
+        try:
+            for name, df in zip(names, tables):
+                if fmt == "csv":
+                    df.to_csv(staging / name, index=False)
+                else:
+                    df.to_parquet(staging / name, index=False)
+                _fault("export")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        written = outputs.publish(staging, out, EXPORT_MANIFEST, mine, refuse=refuse)
+        return [p for n in names for p in written if p.name == n]
+
+
+EXPORT_MANIFEST = ".suite-export.json"
+
+
+def _recognised_export(path: Path) -> bool:
+    """A file an export wrote before its manifest recorded hashes: a CSV or Parquet table of ours."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    return head.startswith(b"PAR1") if path.suffix == ".parquet" else head.startswith(b"run_id,")
+
+
+class _Changed(Exception):
+    pass

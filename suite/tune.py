@@ -13,9 +13,16 @@ Two searches behind ``--search``:
   for models without an orthogonal group), the optimizer as its preset says.
 - ``optuna``: Optuna's TPE sampler over lr, orth_lr and the optimizer (RMSprop or Adam: scoRNN's adding
   experiments use Adam where expRNN uses RMSprop), with a median pruner on the validation curve. The
-  study lives in an SQLite file next to the store. After a kill -9, the next ``suite tune`` adopts the
-  trials a dead process left running and retrains them, which resumes their runs from the store's
-  checkpoints, so the study and the store stay in step.
+  study lives in an SQLite file next to the store, named after the whole store file name
+  (``suite.db-optuna.db``). After a kill -9, the next ``suite tune`` adopts the trials a dead process
+  left running and retrains them, which resumes their runs from the store's checkpoints, so the study
+  and the store stay in step.
+
+The budget is the study's, not the process's: a trial counts once Optuna has numbered it, and only the
+first ``trials`` trials (by number) ever train, so several ``suite tune`` commands on one store share
+the budget exactly. A trial numbered past the budget (two searches asked at once) is marked ``void``
+and closed as failed without training; it is not part of any budget. Every range is checked before
+anything is written, and a trial is trained only with every searched setting drawn from the ranges.
 """
 
 from __future__ import annotations
@@ -23,19 +30,32 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sqlite3
 import time
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from suite.config import RunConfig
 from suite.errors import ConfigError, check_choice
-from suite.store import Store, _owner_alive, me
+from suite.store import Store, StoreError, _first_line, _owner_alive, me
 
 SEARCHES = ("grid", "optuna")
 SEARCHED = ("lr", "orth_lr", "optimizer")
 TUNE_SEED = 1000  # the search's seed: `suite run --tuned` reports other, fresh seeds
 OPTIMIZER_CHOICES = ("rmsprop", "adam")
+VOID = "void"  # user attribute of a trial asked past the budget: closed as failed, never trained
+ABANDONED_AFTER = 120.0  # seconds: a running trial that never got its owner recorded is adopted after this
+
+
+def check_range(name: str, lo: float, hi: float, text: str | None = None) -> None:
+    shown = repr(text) if text is not None else f"({lo!r}, {hi!r})"
+    if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and math.isfinite(lo)
+            and math.isfinite(hi)):
+        raise ConfigError(f"invalid --{name} {shown}: LOW and HIGH must be finite numbers, e.g. 1e-4:1e-2")
+    if not 0 < lo <= hi:
+        raise ConfigError(f"invalid --{name} {shown}: need 0 < LOW <= HIGH")
 
 
 @dataclass(frozen=True)
@@ -46,14 +66,21 @@ class Space:
     orth_lr: tuple[float, float] = (1e-5, 1e-2)
     optimizers: tuple[str, ...] = OPTIMIZER_CHOICES
 
+    def __post_init__(self):
+        check_range("lr", *self.lr)
+        check_range("orth-lr", *self.orth_lr)
+        if not self.optimizers:
+            raise ConfigError(f"invalid optimizers=(): choose from {', '.join(OPTIMIZER_CHOICES)}")
+        for o in self.optimizers:
+            check_choice("optimizer", o, OPTIMIZER_CHOICES)
+
 
 def parse_range(name: str, text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(x) for x in text.split(":"))
     except ValueError:
         raise ConfigError(f"invalid --{name} {text!r}: use LOW:HIGH, e.g. 1e-4:1e-2") from None
-    if not 0 < lo <= hi:
-        raise ConfigError(f"invalid --{name} {text!r}: need 0 < LOW <= HIGH")
+    check_range(name, lo, hi, text)
     return lo, hi
 
 
@@ -110,32 +137,106 @@ def grid_configs(base: RunConfig, trials: int, space: Space) -> list[RunConfig]:
 
 
 # ---- optuna ---------------------------------------------------------------------------------------
-def optuna_storage_url(db: str | os.PathLike) -> str:
+def study_path(db: str | os.PathLike) -> Path:
+    """The Optuna study file of the store at ``db``, named after the whole store file name
+    (``suite.db`` -> ``suite.db-optuna.db``), so ``x.db`` and ``x.sqlite`` in one folder never share
+    one. A study file of the earlier naming (``suite.optuna.db``) is still used where its trials are
+    all trials of this store."""
     p = Path(db)
-    return f"sqlite:///{p.with_name(p.stem + '.optuna.db').resolve()}"
+    path = p.with_name(p.name + "-optuna.db")
+    legacy = p.with_name(p.stem + ".optuna.db")
+    if path.exists() or not legacy.is_file() or legacy == path:
+        return path
+    return legacy if _studies_of(legacy, p) else path
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect("file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro", uri=True, timeout=10)
+
+
+def _studies_of(legacy: Path, db: Path) -> bool:
+    """Whether every trial of the study file ``legacy`` is a tuning trial of the store ``db``."""
+    try:
+        con = _read_only(legacy)
+        ids = {v.strip('"') for (v,) in con.execute(
+            "SELECT value_json FROM trial_user_attributes WHERE key = 'run_id'")}
+        con.close()
+        con = _read_only(db)
+        ours = {r for (r,) in con.execute("SELECT run_id FROM runs WHERE kind = 'trial'")}
+        con.close()
+    except sqlite3.Error:
+        return False
+    return bool(ids) and ids <= ours
+
+
+def check_study_file(path: Path) -> None:
+    """Refuse, before anything is written, a study path that holds something other than an Optuna
+    study (Optuna would add its tables to any SQLite database it is pointed at)."""
+    if not os.path.lexists(path):
+        return
+    hint = ("it was not changed. Move it away, or tune into another store (--db): the study of store "
+            "X lives in X-optuna.db")
+    if not path.is_file():
+        raise StoreError(f"the Optuna study of this store would be {path}, which is not a file; {hint}")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        return  # empty: SQLite makes it a new database
+    if head != b"SQLite format 3\0":
+        raise StoreError(f"{path} is not an Optuna study (not an SQLite database); {hint}")
+    try:
+        con = _read_only(path)
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        problems = [r[0] for r in con.execute("PRAGMA quick_check(3)")]
+        con.close()
+    except sqlite3.Error as e:
+        raise StoreError(f"{path} cannot be read as an Optuna study ({_first_line(e)}); {hint}") from None
+    if problems != ["ok"]:
+        raise StoreError(f"the Optuna study {path} fails SQLite's integrity check ({'; '.join(problems)}); {hint}")
+    if tables and not {"studies", "trials", "trial_params"} <= tables:
+        raise StoreError(f"{path} is an SQLite database but not an Optuna study (tables: "
+                         f"{', '.join(sorted(tables))}); {hint}")
+
+
+def optuna_storage_url(db: str | os.PathLike) -> str:
+    return f"sqlite:///{study_path(db).resolve()}"
 
 
 def _storage(url: str):
     import optuna
 
     # several processes (the driver and the workers' pruner) write to one SQLite file
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+        except Exception as e:
+            # two searches creating the file at once: one of them loses the race for Optuna's version
+            # table and finds the tables made on its next try
+            if attempt < 5 and ("IntegrityError" in repr(e) or "locked" in str(e)):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            # an incompatible or unreadable study file: Optuna's message says which
+            raise StoreError(f"cannot open the Optuna study {url.removeprefix('sqlite:///')} ({_first_line(e)}); "
+                             "it was not changed") from None
 
 
 def _study(url: str, name: str, higher: bool, seed: int, warmup: int):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = _storage(url)
-    try:  # a resumed search seeds its sampler past the trials it has, so it never redraws their points
-        done = len(optuna.load_study(study_name=name, storage=storage).trials)
-    except KeyError:
-        done = 0
     return optuna.create_study(
-        storage=storage, study_name=name, load_if_exists=True,
-        direction="maximize" if higher else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed + done, n_startup_trials=4),
+        storage=_storage(url), study_name=name, load_if_exists=True,
+        direction="maximize" if higher else "minimize", sampler=_sampler(seed, 0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup))
+
+
+def _sampler(seed: int, number: int):
+    """The sampler that draws trial ``number``'s settings, seeded by that number: a trial's draw
+    depends only on the seed, its number and the trials before it, so a resumed search never redraws
+    a point, and two searches running at once (their trials numbered apart) never draw the same one."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed + number, n_startup_trials=4)
 
 
 @dataclass(frozen=True)
@@ -172,10 +273,6 @@ def _suggest(trial, base: RunConfig, space: Space, orthogonal: bool) -> RunConfi
     return dataclasses.replace(base, **values)
 
 
-def _from_params(base: RunConfig, params: dict) -> RunConfig:
-    return dataclasses.replace(base, **{k: v for k, v in params.items() if k in SEARCHED})
-
-
 # ---- the command ----------------------------------------------------------------------------------
 def tune(bases: list[RunConfig], db: str, search: str, trials: int, space: Space, device: str = "cpu",
          workers: int = 1, seed: int = 0) -> dict[str, RunConfig]:
@@ -185,14 +282,14 @@ def tune(bases: list[RunConfig], db: str, search: str, trials: int, space: Space
     if trials < 1:
         raise ConfigError(f"invalid --trials {trials}: need at least 1")
     if search == "grid":
+        per_base = [(b, grid_configs(b, trials, space)) for b in bases]  # every config valid before any write
         store = Store(db)
-        configs = []
-        for b in bases:
-            cs = grid_configs(b, trials, space)
-            _register(store, cs, study_name(b, search))
-            configs += cs
-        store.close()
-        execute_configs(configs, db, device, workers)
+        try:
+            for b, cs in per_base:
+                _register(store, cs, study_name(b, search))
+        finally:
+            store.close()
+        execute_configs([c for _, cs in per_base for c in cs], db, device, workers)
     else:
         _tune_optuna(bases, db, trials, space, device, workers, seed)
     store = Store(db)
@@ -207,7 +304,9 @@ def _tune_optuna(bases, db, trials, space, device, workers, seed) -> None:
 
     from suite.registry import create_task
 
-    url = optuna_storage_url(db)
+    path = study_path(db)
+    check_study_file(path)  # before anything is written, to the study or to the store
+    url = f"sqlite:///{path.resolve()}"
     Path(db).parent.mkdir(parents=True, exist_ok=True)
     Store(db).close()  # create or migrate the store first
     states = []
@@ -216,35 +315,23 @@ def _tune_optuna(bases, db, trials, space, device, workers, seed) -> None:
         name = study_name(b, "optuna")
         study = _study(url, name, task.higher_is_better, seed, warmup=max(1, b.steps // 4))
         states.append({"base": b, "name": name, "study": study, "metric": task.metric,
-                       "orthogonal": has_orthogonal_group(b), "pending": {}})
+                       "orthogonal": has_orthogonal_group(b), "pending": {}, "seed": seed})
+    per_round = max(1, -(-workers // len(states)))
     while True:
         round_trials = []  # (state, trial number, trial id, config)
         for st in states:
-            study = st["study"]
-            done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-            # a RUNNING trial whose owner died (kill -9) is adopted: same params, same run, resumed
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                owner = t.user_attrs.get("owner")
-                if t.number not in st["pending"] and not _owner_alive(owner, time.time(), time.time()):
-                    study._storage.set_trial_user_attr(t._trial_id, "owner", me())
-                    st["pending"][t.number] = (t._trial_id, _from_params(st["base"], t.params))
-            missing = trials - len(done) - len(st["pending"])
-            per_round = max(1, -(-workers // len(states)))
-            for _ in range(max(0, min(missing, per_round - len(st["pending"])))):
-                trial = study.ask()
-                config = _suggest(trial, st["base"], space, st["orthogonal"])
-                trial.set_user_attr("owner", me())
-                trial.set_user_attr("run_id", config.run_id)
-                st["pending"][trial.number] = (trial._trial_id, config)
+            _plan_round(st, trials, per_round, space)
             round_trials += [(st, number, tid, c) for number, (tid, c) in st["pending"].items()]
         if not round_trials:
             return
         store = Store(db)
-        for st in states:
-            cs = [c for s, _, _, c in round_trials if s is st]
-            if cs:
-                _register(store, cs, st["name"])
-        store.close()
+        try:
+            for st in states:
+                cs = [c for s, _, _, c in round_trials if s is st]
+                if cs:
+                    _register(store, cs, st["name"])
+        finally:
+            store.close()
         hook = OptunaPruning(url, tuple((c.run_id, st["name"], tid, st["metric"]) for st, _, tid, c in round_trials))
         execute_configs([c for _, _, _, c in round_trials], db, device, workers, stop=hook)
         store = Store(db, read_only=True)
@@ -254,11 +341,11 @@ def _tune_optuna(bases, db, trials, space, device, workers, seed) -> None:
             status = row["status"] if row else None
             summary = (row or {}).get("summary") or {}
             if status == "finished" and summary.get("best_val") is not None:
-                st["study"].tell(number, summary["best_val"])
+                st["study"].tell(number, summary["best_val"], skip_if_finished=True)
             elif status in ("pruned", "diverged"):
-                st["study"].tell(number, state=TrialState.PRUNED)
+                st["study"].tell(number, state=TrialState.PRUNED, skip_if_finished=True)
             elif status in ("failed", "finished"):  # finished without a validation score counts as failed
-                st["study"].tell(number, state=TrialState.FAIL)
+                st["study"].tell(number, state=TrialState.FAIL, skip_if_finished=True)
             else:  # another process holds the run: ask the store again next round
                 continue
             del st["pending"][number]
@@ -266,6 +353,66 @@ def _tune_optuna(bases, db, trials, space, device, workers, seed) -> None:
         store.close()
         if not told:  # every trial is held by another live process: wait for it rather than spin
             time.sleep(10)
+
+
+def _abandoned(trial, now: float) -> bool:
+    """A running trial whose process is gone: its owner died (this host), or it never got an owner
+    recorded (its process died right after asking) and is older than ABANDONED_AFTER."""
+    owner = trial.user_attrs.get("owner")
+    if owner:
+        return not _owner_alive(owner, now, now)
+    started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+    return now - started > ABANDONED_AFTER
+
+
+def _void(study, trial_id: int, number: int) -> None:
+    from optuna.trial import TrialState
+
+    study._storage.set_trial_user_attr(trial_id, VOID, True)
+    study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def _plan_round(st: dict, budget: int, per_round: int, space: Space) -> None:
+    """Fill ``st["pending"]`` (number -> (trial id, config)) with the trials this process trains next:
+    abandoned trials of the budget first (same settings: their runs resume), then new ones while the
+    study's budget has room."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study, pending = st["study"], st["pending"]
+    now = time.time()
+    counted = sorted((t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(VOID)),
+                     key=lambda t: t.number)
+    for t in counted[budget:]:  # past the budget (a process killed before it checked): never trained
+        if t.state == TrialState.RUNNING and _abandoned(t, now):
+            _void(study, t._trial_id, t.number)
+    for t in counted[:budget]:
+        if t.state == TrialState.RUNNING and t.number not in pending and _abandoned(t, now):
+            study._storage.set_trial_user_attr(t._trial_id, "owner", me())
+            # its recorded settings; any it lacks (its process died before drawing them) drawn now
+            study.sampler = _sampler(st["seed"], t.number)
+            trial = optuna.trial.Trial(study, t._trial_id)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a setting recorded under another range is kept as it was
+                config = _suggest(trial, st["base"], space, st["orthogonal"])
+            trial.set_user_attr("run_id", config.run_id)
+            pending[t.number] = (t._trial_id, config)
+    for _ in range(max(0, min(budget - len(counted), per_round - len(pending)))):
+        trial = study.ask()
+        trial.set_user_attr("owner", me())
+        below = sum(1 for t in study.get_trials(deepcopy=False)
+                    if t.number < trial.number and not t.user_attrs.get(VOID))
+        if below >= budget:  # another search took the last places meanwhile
+            _void(study, trial._trial_id, trial.number)
+            break
+        study.sampler = _sampler(st["seed"], trial.number)
+        try:
+            config = _suggest(trial, st["base"], space, st["orthogonal"])
+        except BaseException:
+            _void(study, trial._trial_id, trial.number)  # never left running without its settings
+            raise
+        trial.set_user_attr("run_id", config.run_id)
+        pending[trial.number] = (trial._trial_id, config)
 
 
 # ---- the choice -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Small real configurations, a CLI runner and tiny data files in the real formats, for the tests."""
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -56,6 +57,46 @@ def wait_running(db, proc, n, at_least, timeout=180) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the runs did not progress")
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid and fields[0] not in "ZX":
+                out.append(int(d.name))
+    return out
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in "ZX"
+
+
+def wait_gone(pids, timeout: float) -> float:
+    """Seconds until every process of ``pids`` has ended; AssertionError (after killing the rest, so no
+    test leaves a process behind) if some still run after ``timeout``."""
+    import signal
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if not any(running(p) for p in pids):
+            return time.time() - t0
+        time.sleep(0.05)
+    left = [p for p in pids if running(p)]
+    for p in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    raise AssertionError(f"processes {left} still ran {timeout} s later")
 
 
 # ---- tiny data files in the real formats (MNIST's IDX, the documented TIMIT arrays) ---------------------

@@ -1,6 +1,8 @@
-"""The local executor's process pool under Ctrl-C, as a user does it; the executor options' checks; and
-`--executor ray` where Ray is not installed."""
+"""The local executor's process pool under Ctrl-C, SIGTERM (as a scheduler sends it) and kill -9 of its
+parent, as a user or a cluster does it; the executor options' checks; and `--executor ray` where Ray is
+not installed."""
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -11,7 +13,7 @@ import pytest
 
 from suite.cli import main
 from suite.store import Store
-from tests.helpers import ROOT, cli, wait_running
+from tests.helpers import ROOT, children, cli, wait_gone, wait_running
 
 POOL_ARGS = ["run", "--models", "scornn", "--tasks", "copying", "--seeds", "0,1", "--steps", "500",
              "--set", "T=40", "--set", "hidden=24", "--set", "eval_every=20", "--set", "eval_size=64",
@@ -33,9 +35,28 @@ def _records(db):
     return out
 
 
-def test_ctrl_c_with_two_workers_commits_interrupted_and_resumes_exactly(tmp_path):
-    ref = str(tmp_path / "ref.db")
-    assert cli(*POOL_ARGS, "--db", ref).returncode == 0
+@pytest.fixture(scope="module")
+def pool_reference(tmp_path_factory):
+    ref = str(tmp_path_factory.mktemp("pool-reference") / "ref.db")
+    res = cli(*POOL_ARGS, "--db", ref)
+    assert res.returncode == 0, res.stderr
+    return _records(ref)
+
+
+def _resumes_exactly(db, reference) -> None:
+    """The same command again: both runs resume from their last commits (none is left `busy`) and end
+    bit-identical to the uninterrupted sweep."""
+    res = cli(*POOL_ARGS, "--db", db)
+    assert res.returncode == 0 and "finished 2" in res.stderr, res.stderr
+    assert "busy" not in res.stderr and "restarting" not in res.stderr, res.stderr
+    got = _records(db)
+    assert got.keys() == reference.keys() and len(got) == 2
+    for run_id in reference:
+        assert got[run_id] == reference[run_id]  # bit-identical, every step once
+        assert got[run_id][3] == list(range(1, 501))
+
+
+def test_ctrl_c_with_two_workers_commits_interrupted_and_resumes_exactly(tmp_path, pool_reference):
     db = str(tmp_path / "s.db")
     # a shell job: its own process group, and Ctrl-C at the terminal signals that whole group
     proc = subprocess.Popen([sys.executable, "-m", "suite", *POOL_ARGS, "--db", db], cwd=ROOT, process_group=0,
@@ -55,13 +76,64 @@ def test_ctrl_c_with_two_workers_commits_interrupted_and_resumes_exactly(tmp_pat
         assert store.load_checkpoint(r["run_id"], r["step"])["step"] == r["step"]
     store.close()
 
-    res = cli(*POOL_ARGS, "--db", db)
-    assert res.returncode == 0 and "finished 2" in res.stderr, res.stderr
-    got, want = _records(db), _records(ref)
-    assert got.keys() == want.keys() and len(got) == 2
-    for run_id in want:
-        assert got[run_id] == want[run_id]  # bit-identical, every step once
-        assert got[run_id][3] == list(range(1, 501))
+    _resumes_exactly(db, pool_reference)
+
+
+@pytest.mark.parametrize("to", ["parent", "every-process"])
+def test_sigterm_stops_a_pool_like_ctrl_c_and_leaves_no_worker(tmp_path, pool_reference, to):
+    """`kill PID`, `timeout`, a batch scheduler: SIGTERM to the command (or, as SLURM does, to each of its
+    processes) checkpoints every running run, marks it interrupted, ends the workers and exits 143."""
+    db = str(tmp_path / "s.db")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "suite", *POOL_ARGS, "--db", db], cwd=ROOT, process_group=0,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_running(db, proc, 2, 40)
+        workers = children(proc.pid)
+        assert len(workers) >= 2, workers
+        for pid in [proc.pid] + (workers if to == "every-process" else []):
+            os.kill(pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "run the same command to resume" in err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    wait_gone(workers, 10)  # ended before their parent exited: nothing keeps training
+    store = Store(db)
+    for r in store.runs():
+        assert r["status"] == "interrupted" and r["owner"] is None and 40 <= r["step"] < 500
+        assert store.load_checkpoint(r["run_id"], r["step"])["step"] == r["step"]
+    store.close()
+    _resumes_exactly(db, pool_reference)
+
+
+def test_kill_9_of_the_parent_ends_its_workers_within_seconds(tmp_path, pool_reference):
+    db = str(tmp_path / "s.db")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "suite", *POOL_ARGS, "--db", db], cwd=ROOT, process_group=0,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_running(db, proc, 2, 40)
+        kids = children(proc.pid)  # the two workers (and multiprocessing's resource tracker)
+        assert len(kids) >= 2, kids
+        proc.kill()
+        proc.wait(timeout=60)
+        took = wait_gone(kids, 60)
+        _, err = proc.communicate(timeout=60)  # the workers wrote to the same pipe: read once they are gone
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    print(f" [workers gone {took:.1f} s after their parent's kill -9]", end="")
+    assert took < 15, took  # each notices within a second, checkpoints or gives up after 5 s
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    store = Store(db)
+    assert [store.holder(r["run_id"]) for r in store.runs()] == [None, None]  # nobody holds them any more
+    store.close()
+    _resumes_exactly(db, pool_reference)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -1,6 +1,6 @@
 """The Ray executor on a local Ray (ray.init(num_cpus=2)): bit-identical to the local executor, and a
-`suite run --executor ray --address ...` driver stopped with Ctrl-C leaves every run `interrupted` and
-resumable, with the same records as an uninterrupted local run."""
+`suite run --executor ray --address ...` driver stopped with Ctrl-C or SIGTERM leaves every run
+`interrupted` and resumable, with the same records as an uninterrupted local run."""
 
 import logging
 import os
@@ -116,6 +116,17 @@ def test_ray_driver_ctrl_c_then_kill_9_then_resume(tmp_path, local_ray):
     for r in runs:
         assert 20 <= r["step"] < 300 and r["owner"] is None
         assert Store(db).series(r["run_id"], "train/loss")[0] == list(range(1, r["step"] + 1))
+
+    # SIGTERM to the driver (a scheduler's stop): the same, exit 143
+    proc = start()
+    wait_running(db, proc, 2, max(r["step"] for r in runs) + 20)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err and "Traceback" not in err, err
+    runs = Store(db).runs()
+    assert [r["status"] for r in runs] == ["interrupted"] * 2, err
+    for r in runs:
+        assert r["owner"] is None and Store(db).series(r["run_id"], "train/loss")[0] == list(range(1, r["step"] + 1))
 
     # the driver killed outright: its runs stay `running`, owned by its Ray tasks
     proc = start()

@@ -135,6 +135,8 @@ def _claim_as(store, owner, run_id="r1"):
 def test_checkpoints_belong_to_their_store_and_the_last_two_are_kept(tmp_path):
     a, b = Store(tmp_path / "a.db"), Store(tmp_path / "b.db")
     assert a.checkpoints == tmp_path / "a.db-checkpoints" and b.checkpoints == tmp_path / "b.db-checkpoints"
+    _claim(a, "r")
+    _claim(b, "r")
     for step in (0, 10, 20):
         a.save_checkpoint("r", step, {"step": step, "w": torch.full((3,), float(step))})
         a.prune_checkpoints("r", keep=step)
@@ -151,6 +153,7 @@ def test_a_legacy_shared_checkpoint_is_read_but_never_pruned(tmp_path, capfd):
     torch.save({"step": 7, "w": torch.ones(2)}, legacy / "step-7.pt")
     (legacy / "step-3.pt").write_bytes(b"another store's file")
     s = Store(tmp_path / "s.db")
+    _claim(s, "r")
     assert s.load_checkpoint("r", 7)["w"].tolist() == [1.0, 1.0]
     s.prune_checkpoints("r", keep=7)
     (legacy / "step-7.pt").write_bytes(b"garbage")
