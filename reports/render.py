@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -14,15 +13,11 @@ from suite import outputs
 from suite.errors import ConfigError
 from suite.reports import comparison, figures
 from suite.reports.data import Group, differences, group, load, task_info
+from suite.reports.names import slug
 from suite.reports.published import matching, published_rows
 
 RUN_FIELDS = ("steps", "batch_size", "hidden", "optimizer", "lr", "orth_optimizer", "orth_lr",
               "rmsprop_alpha", "clip", "eval_every")
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a name that may come from a plug-in or a hand-edited store."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
 
 def _num(v, digits: int = 4) -> str:
