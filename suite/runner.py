@@ -27,9 +27,10 @@ from suite.config import OPTIMIZERS, PRECISIONS, RunConfig
 from suite.contract import RecurrentModel, orthogonality_error
 from suite.errors import ConfigError, SuiteError
 from suite.memory import keep_freed_memory, release_freed_memory
+from suite.recorder import Recorder
 from suite.registry import TASKS, create_model, create_task
 from suite.seeding import seeded
-from suite.store import ClaimLost, Records, Store, StoreWriteError, stop_hint
+from suite.store import ClaimLost, Records, StoreWriteError, stop_hint
 
 PROFILE_BATCH = 32
 
@@ -334,7 +335,7 @@ def threading_main() -> bool:
 
 
 # ---- one run ------------------------------------------------------------------------------------
-def execute(config: RunConfig, store: Store, device: str = "auto", force: bool = False,
+def execute(config: RunConfig, store: Recorder, device: str = "auto", force: bool = False,
             progress: bool = False, stop=None) -> Outcome:
     """Train ``config`` into ``store``. ``stop(config, step, val)``, called after every evaluation
     with the validation scores, may end the run early: it is then recorded as ``pruned`` (a tuning
@@ -367,7 +368,8 @@ def execute(config: RunConfig, store: Store, device: str = "auto", force: bool =
         return Outcome(run_id, "failed", error=f"{type(e).__name__}: {e}")
 
 
-def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progress: bool, stop=None) -> Outcome:
+def _train(config: RunConfig, store: Recorder, dev: torch.device, start: int, progress: bool,
+           stop=None) -> Outcome:
     run_id = config.run_id
     keep_freed_memory()  # the steps reuse their buffers' pages (suite.memory)
     release_freed_memory()  # what earlier runs of this process freed: this run's peak memory is its own
@@ -492,7 +494,7 @@ def _close(bar) -> None:
         bar.close()
 
 
-def summarize(store: Store, run_id: str, config: RunConfig, state: dict,
+def summarize(store: Recorder, run_id: str, config: RunConfig, state: dict,
               diverged_at: int | None = None) -> dict:
     """Headline numbers of a run, from what the store holds."""
     task = create_task(config.task, **config.task_kwargs())

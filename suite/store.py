@@ -25,6 +25,8 @@ earlier commit holds. Checkpoints (suite.checkpoints) are recorded in the store 
 before they are written; one that cannot be loaded or is not what the suite wrote is set aside
 (renamed, kept) and the newest good one before it is used instead. Pruning deletes only checkpoint
 files the store recorded.
+
+What the runner needs of a store is ``suite.recorder.Recorder``; this Store implements it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from suite.checkpoints import Checkpoints, folder_of
 from suite.crash import fault as _fault
 from suite.errors import ClaimLost, StoreError, StoreWriteError, say
 from suite.errors import first_line as _first_line
+from suite.recorder import Recorder
 
 SCHEMA_VERSION = 3
 # pending: a tuning trial registered but not started; pruned: a trial its search stopped early
@@ -195,7 +198,7 @@ def _schema_version(path: Path, text) -> int:
     return int(text)
 
 
-class Store:
+class Store(Recorder):
     def __init__(self, path: str | os.PathLike = "results/suite.db", read_only: bool = False):
         self.path = Path(path)
         # Every store owns its checkpoints, named after it: two stores in one folder never share them.
