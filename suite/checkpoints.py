@@ -7,8 +7,9 @@ aside, flushed and renamed into place: ``step-<s>.pt`` is either absent or compl
 be loaded or is not what the suite wrote is set aside (renamed ``corrupt-step-<s>.pt``, kept), never
 loaded as pickled code. Pruning deletes only files the store recorded.
 
-Kept per run: the checkpoint of the last commit and the newest one before it (a fallback should the
-last prove unreadable).
+Kept per run: the checkpoint of the last commit, the newest one before it (a fallback should the last
+prove unreadable), and the one of the step with the best validation metric so far (the weights behind
+the run's headline number, ``suite export --weights``).
 """
 
 from __future__ import annotations
@@ -189,16 +190,18 @@ class Checkpoints:
             os.replace(path, aside)
         return aside
 
-    def prune(self, run_id: str, keep: int) -> None:
-        """Delete the checkpoint files the store recorded for ``run_id`` but step ``keep`` and the newest
-        one before it (a fallback should ``keep``'s file prove unreadable), and temp files a killed
-        writer left. Nothing else in the folder is touched: the user's copies (``step-30.pt.bak``),
-        set-aside files, files of stores older than these records, and other stores' checkpoints stay."""
+    def prune(self, run_id: str, keep: int, best: int | None = None) -> None:
+        """Delete the checkpoint files the store recorded for ``run_id`` but step ``keep``, the newest
+        one before it (a fallback should ``keep``'s file prove unreadable) and step ``best`` (the best
+        validation metric so far), and temp files a killed writer left. Nothing else in the folder is
+        touched: the user's copies (``step-30.pt.bak``), set-aside files, files of stores older than
+        these records, and other stores' checkpoints stay."""
         folder = self.run_dir(run_id)
         with self._holding(run_id) as c:
             recorded = self.recorded(run_id)
             before = [s for s in self.steps(run_id) if s < keep][:1]
-            keep_names = {f"step-{s}.pt" for s in (keep, *before)}
+            kept = (keep, *before) if best is None else (keep, *before, best)
+            keep_names = {f"step-{s}.pt" for s in kept}
             doomed = [name for name in recorded if name not in keep_names]
             if folder.is_dir():
                 doomed += [p.name for p in folder.iterdir() if TEMP.fullmatch(p.name)]

@@ -447,8 +447,8 @@ class RemoteStore(Recorder):
         buf.seek(0)
         return torch.load(buf, map_location=map_location, weights_only=True)
 
-    def prune_checkpoints(self, run_id: str, keep: int) -> None:
-        self._call("prune_checkpoints", run_id, keep)
+    def prune_checkpoints(self, run_id: str, keep: int, best: int | None = None) -> None:
+        self._call("prune_checkpoints", run_id, keep, best)
 
 
 def _to_cpu(obj):

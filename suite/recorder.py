@@ -50,8 +50,8 @@ class Recorder(Protocol):
     def load_checkpoint(self, run_id: str, step: int, map_location=None) -> dict | None:
         """The checkpoint of ``step``, else the newest good one before it, else None."""
 
-    def prune_checkpoints(self, run_id: str, keep: int) -> None:
-        """Delete the run's checkpoints but ``keep`` and the newest one before it."""
+    def prune_checkpoints(self, run_id: str, keep: int, best: int | None = None) -> None:
+        """Delete the run's checkpoints but ``keep``, the newest one before it and ``best``."""
 
 
 # The protocol's methods, in the order above (the Ray executor forwards exactly these).

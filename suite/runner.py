@@ -372,7 +372,7 @@ def _train(config: RunConfig, store: Recorder, dev: torch.device, start: int, pr
            stop=None) -> Outcome:
     run = _prepare(config, store, dev)
     start = _resume(run, start)
-    store.prune_checkpoints(config.run_id, keep=start)
+    store.prune_checkpoints(config.run_id, keep=start, best=run.best_step)
     run.session_start = time.perf_counter()
     if start == 0:
         _record_start(run)
@@ -390,7 +390,8 @@ def _train(config: RunConfig, store: Recorder, dev: torch.device, start: int, pr
 
 @dataclass
 class _Training:
-    """One run while it trains: what it built, and the records buffered since its last commit."""
+    """One run while it trains: what it built, the records buffered since its last commit, and the
+    step of its best validation metric so far (whose checkpoint pruning keeps)."""
 
     config: RunConfig
     store: Recorder
@@ -401,7 +402,12 @@ class _Training:
     state: dict  # train_time, wall_time, peak_memory, evals, params_dof: saved with every checkpoint
     records: Records = field(default_factory=Records.empty)
     val: dict[str, float] = field(default_factory=dict)  # the last evaluation's validation scores
+    best: tuple[float, int] | None = None  # (validation metric, step), as ``summarize`` picks it
     session_start: float = 0.0
+
+    @property
+    def best_step(self) -> int | None:
+        return None if self.best is None else self.best[1]
 
     def clock(self) -> None:
         """Add the wall-clock time since the last call (or the session's start) to ``wall_time``."""
@@ -411,7 +417,7 @@ class _Training:
 
     def record_eval(self, step: int) -> None:
         """Buffer the validation and test scores, the orthogonality error, and (when due) the spectrum
-        and the gradient profile of ``step``."""
+        and the gradient profile of ``step``; note a new best validation metric."""
         config, model, task, k = self.config, self.model, self.task, self.state["evals"]
         scores = {split: evaluate(model, task, split, config.eval_batch_size, self.dev, config.precision)
                   for split in ("val", "test")}
@@ -425,16 +431,19 @@ class _Training:
             self.records.spectra.append((step, spectrum(model)))
         if step == 0 or step == config.steps or k % config.profile_every == 0:
             self.records.profiles.append((step, gradient_profile(model, task, self.dev, config.precision)))
+        if step > 0:
+            self.best = best_validation([step], [scores["val"].get(task.metric)], task.higher_is_better, self.best)
 
     def commit(self, step: int, release: bool = False, **fields) -> None:
-        """Checkpoint ``step``, commit the buffered records, prune the checkpoints no longer kept."""
+        """Checkpoint ``step`` (every evaluation commits, so a new best always has its checkpoint),
+        commit the buffered records, prune the checkpoints no longer kept."""
         self.state["peak_memory"] = max(self.state["peak_memory"], peak_memory(self.dev))
         run_id = self.config.run_id
         self.store.save_checkpoint(run_id, step, {"step": step, "model": self.model.state_dict(),
                                                   "optimizers": [o.state_dict() for o in self.opts],
                                                   "state": self.state})
         self.store.commit(run_id, step, self.records, **fields)
-        self.store.prune_checkpoints(run_id, keep=step)
+        self.store.prune_checkpoints(run_id, keep=step, best=self.best_step)
         if release:  # only now: pruning is a write of the run, done while holding it
             self.store.update(run_id, owner=None)
 
@@ -471,6 +480,8 @@ def _resume(run: _Training, start: int) -> int:
     if ckpt["step"] < start:  # the records after it are recomputed, bit for bit
         store.reset(run_id, ckpt["step"])
         start = ckpt["step"]
+    steps, values = store.series(run_id, f"val/{run.task.metric}")
+    run.best = best_validation(steps, values, run.task.higher_is_better)
     return start
 
 
@@ -558,6 +569,18 @@ def _close(bar) -> None:
         bar.close()
 
 
+def best_validation(steps, values, higher: bool,
+                    best: tuple[float, int] | None = None) -> tuple[float, int] | None:
+    """(value, step) of the best validation metric among ``values`` at ``steps`` (and ``best``, the
+    best of earlier steps): the first step to reach the best value, step 0 (the untrained model) and
+    missing values left out. The run's headline number is the test metric at this step."""
+    for step, value in zip(steps, values):
+        if step > 0 and value is not None and math.isfinite(value) and (
+                best is None or (value > best[0] if higher else value < best[0])):
+            best = (value, step)
+    return best
+
+
 def summarize(store: Recorder, run_id: str, config: RunConfig, state: dict,
               diverged_at: int | None = None) -> dict:
     """Headline numbers of a run, from what the store holds."""
@@ -577,9 +600,9 @@ def summarize(store: Recorder, run_id: str, config: RunConfig, state: dict,
     vsteps, vals = store.series(run_id, f"val/{metric}")
     tsteps, tests = store.series(run_id, f"test/{metric}")
     test_at = dict(zip(tsteps, tests))
-    scored = [(v, st) for st, v in zip(vsteps, vals) if v is not None and st > 0]
-    if scored:
-        best_val, best_step = (max if higher else min)(scored, key=lambda p: p[0])
+    best = best_validation(vsteps, vals, higher)
+    if best is not None:
+        best_val, best_step = best
         s.update(best_val=best_val, best_step=best_step, test_at_best_val=test_at.get(best_step))
     if vals:
         s["final_val"], s["final_test"], s["final_step"] = vals[-1], tests[-1] if tests else None, vsteps[-1]

@@ -24,7 +24,7 @@ named. A write that fails (a full disk) raises StoreWriteError: its transaction 
 earlier commit holds. Checkpoints (suite.checkpoints) are recorded in the store with their SHA-256
 before they are written; one that cannot be loaded or is not what the suite wrote is set aside
 (renamed, kept) and the newest good one before it is used instead. Pruning deletes only checkpoint
-files the store recorded.
+files the store recorded, and keeps the one of the run's best validation step.
 
 What the runner needs of a store is ``suite.recorder.Recorder``; this Store implements it.
 """
@@ -602,10 +602,10 @@ class Store(Recorder):
         are set aside (``Checkpoints.load``)."""
         return self.checkpoint_files.load(run_id, step, map_location)
 
-    def prune_checkpoints(self, run_id: str, keep: int) -> None:
-        """Delete the run's recorded checkpoints but ``keep`` and the newest before it
+    def prune_checkpoints(self, run_id: str, keep: int, best: int | None = None) -> None:
+        """Delete the run's recorded checkpoints but ``keep``, the newest before it and ``best``
         (``Checkpoints.prune``)."""
-        self.checkpoint_files.prune(run_id, keep)
+        self.checkpoint_files.prune(run_id, keep, best)
 
     # ---- export ----------------------------------------------------------------------------------
     def dataframes(self):
