@@ -147,7 +147,7 @@ class Checkpoints:
         renamed (read-only stores included). Unusable (saying why) when it is missing or unusable."""
         path = self.path(run_id, step)
         if not path.is_file():
-            raise Unusable(f"is not there ({path})")
+            raise Unusable("is not there")
         return self._read(run_id, path, step, self.recorded(run_id), map_location)
 
     def load(self, run_id: str, step: int, map_location=None) -> dict | None:

@@ -44,7 +44,13 @@ def run_weights(store: Store, run: dict) -> Weights:
     step = summary.get("best_step")
     if step is None:
         raise Unusable("its summary names no best validation step")
-    payload = store.checkpoint_files.read(run_id, step, map_location="cpu")
+    try:
+        payload = store.checkpoint_files.read(run_id, step, map_location="cpu")
+    except Unusable as e:
+        why = f"the checkpoint of its best validation step, {store.checkpoint_path(run_id, step)}, {e}"
+        if str(e) == "is not there":
+            why += " (a store written before the suite kept it, or a file deleted since)"
+        raise Unusable(why) from None
     state_dict = payload.get("model")
     if not isinstance(state_dict, dict):
         raise Unusable(f"the checkpoint of step {step} holds no model state")

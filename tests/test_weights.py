@@ -87,19 +87,26 @@ def test_exported_weights_reproduce_the_stored_headline_number(tmp_path, trained
     assert evaluate(model, task, "test", 64, "cpu")[info["metric"]] != pytest.approx(info["test_at_best_val"])
 
 
-def test_a_run_without_its_best_checkpoint_is_named(tmp_path, trained):
-    """An older store pruned the best step's checkpoint: the run is named on stderr, with why; nothing
-    is written for it, and the export still succeeds."""
+@pytest.mark.parametrize("fault", ["missing", "changed"])
+def test_a_run_without_its_best_checkpoint_is_named(tmp_path, trained, fault):
+    """An older store pruned the best step's checkpoint, or the file was changed since the store wrote
+    it: the run is named on stderr, with why; nothing is written for it, and the export succeeds."""
     db = tmp_path / "s.db"
     shutil.copy(trained, db)
     shutil.copytree(trained.with_name(trained.name + "-checkpoints"), tmp_path / "s.db-checkpoints")
     run_id = Store(db).runs()[0]["run_id"]
-    (tmp_path / "s.db-checkpoints" / run_id / "step-40.pt").unlink()
+    best = tmp_path / "s.db-checkpoints" / run_id / "step-40.pt"
+    if fault == "missing":
+        best.unlink()
+    else:
+        torch.save({"step": 40, "model": {}}, best)
     out = tmp_path / "weights"
     res = cli("export", "--db", str(db), "--out", str(tmp_path / "tables"), "--weights", str(out))
     assert res.returncode == 0, res.stderr
-    assert f"run {run_id}: no weights exported" in res.stderr and "step-40.pt" in res.stderr
+    assert f"run {run_id}: no weights exported: the checkpoint of its best validation step, {best}, " in res.stderr
+    assert ("is not there" if fault == "missing" else "SHA-256 differs") in res.stderr
     assert not (out / f"{run_id}.pt").exists() and not (out / f"{run_id}.json").exists()
+    assert best.exists() == (fault == "changed")  # a read never sets anything aside
 
 
 def test_weights_never_overwrite_a_file_the_suite_did_not_write(tmp_path, trained):
