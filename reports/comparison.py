@@ -10,6 +10,7 @@ import pandas as pd
 
 from suite.reports import stats
 from suite.reports.data import Group, Run, protocol_of, task_info
+from suite.reports.names import slug
 
 VALUE = "test_at_best_val"  # the headline number: test metric at the best validation evaluation
 CD_FILE, IQM_FILE = "aggregate-cd.png", "aggregate-iqm.png"  # the aggregate's figures
@@ -146,7 +147,6 @@ def tuning(trials: list[Run], out: Path, colors: dict) -> list[dict]:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from suite.reports.render import slug
 
     rows = []
     for r in trials:

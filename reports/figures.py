@@ -475,6 +475,11 @@ def critical_difference(test, colors: dict, path: Path) -> list[str]:
     return labels
 
 
+def cd_diagram(test, path, colors: dict | None = None) -> list[str]:
+    """``critical_difference`` with default colours; returns the labels drawn."""
+    return critical_difference(test, colors or {}, Path(path))
+
+
 def iqm_profile(agg, styles: dict, path: Path) -> Path:
     """Left: IQM of normalized scores per model with its stratified-bootstrap interval. Right: the
     performance profile (fraction of runs above tau) with its band (Agarwal et al., NeurIPS 2021)."""

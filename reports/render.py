@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -14,15 +13,11 @@ from suite import outputs
 from suite.errors import ConfigError
 from suite.reports import comparison, figures
 from suite.reports.data import Group, differences, group, load, task_info
+from suite.reports.names import slug
 from suite.reports.published import matching, published_rows
 
 RUN_FIELDS = ("steps", "batch_size", "hidden", "optimizer", "lr", "orth_optimizer", "orth_lr",
               "rmsprop_alpha", "clip", "eval_every")
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a name that may come from a plug-in or a hand-edited store."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
 
 def _num(v, digits: int = 4) -> str:
@@ -152,8 +147,8 @@ def _refusal(final: Path, names: list[str]) -> ConfigError:
 
 
 def _render(db: Path, runs: list, out: Path, final: Path, owned: dict[str, str]) -> None:
-    from suite import __version__
-
+    """Write the page and its figures into the staging folder ``out`` (published into ``final`` by
+    ``render_report``); refused before anything is drawn if a name it needs is not the suite's."""
     by_protocol = group(runs)
     try:
         trials, trials_error = load(db, kind="trial"), None
@@ -162,66 +157,8 @@ def _render(db: Path, runs: list, out: Path, final: Path, owned: dict[str, str])
     # one style per model for every figure of the page, tuning included
     styles = figures.styles({**{r.model: r.model for r in trials},
                              **{g.label: g.model for gs in by_protocol.values() for g in gs}})
-    colors = {label: st.color for label, st in styles.items()}
-    per_task: dict[str, list] = {}
-    for proto in by_protocol:
-        per_task.setdefault(proto.task, []).append(proto)
-    diffs = {p: d for protos in per_task.values() for p, d in differences(protos).items()}
-    tasks, matches, slugs, jobs = [], [], set(), []
-    blocks = comparison.block_names(by_protocol)  # the statistics' blocks: one per protocol
-    by_block = {}  # the blocks whose section rendered: the aggregate ranks these
-    planned = {"index.html"}
-    for proto, groups in by_protocol.items():
-        task = proto.task
-        alone = len(per_task[task]) == 1
-        s = slug(task if alone else proto.label)
-        while s in slugs:  # two names that differ only in unsafe characters
-            s += "-"
-        slugs.add(s)
-        fig_rows = []
-        try:
-            info = task_info(groups)
-            tested = comparison.block_stats({blocks[proto]: groups})[blocks[proto]]
-            for name, width, title, draw, extra in FIGURES:
-                path = out / f"{s}-{name}.png"
-                args = (groups, info, styles, path) if draw in ("learning_curves", "metric_vs_params") else (
-                    groups, styles, path)
-                if draw == "metric_vs_params":  # the table's numbers, so figure and table agree
-                    extra = {**extra, "summary": tested["rows"]}
-                row = {"file": path.name, "title": title, "width": width, "error": None}
-                jobs.append((draw, args, extra, row))
-                fig_rows.append(row)
-                planned.add(path.name)
-            rows = _rows(groups, tested["rows"])
-            task_matches = []
-            for g, r in zip(groups, rows):
-                for p in r["published"]:
-                    task_matches.append({"task": task, "protocol": proto.label, "label": g.label,
-                                         "hidden": g.hidden, "ours": r["metric"], "value": p.value,
-                                         "verified": p.verified, "source": p.source, "note": p.note})
-            base = info.get("baseline", {})
-            common, varying_keys, varying = _config_tables(groups)
-            settings = dict(proto.settings)
-            tasks.append({
-                "name": task, "slug": s, "description": info.get("description", ""), "protocol": proto.label,
-                "protocol_named": proto.name is not None, "protocol_source": proto.source, "alone": alone,
-                "siblings": [q.label for q in per_task[task] if q != proto],
-                "differs": diffs.get(proto, {}) if not alone else {},
-                "metric": info.get("metric", "?"), "higher_is_better": info.get("higher_is_better", True),
-                "length": info.get("length", "?"), "settings": settings, "rows": rows, "figures": fig_rows,
-                "options": {k[5:]: v for k, v in settings.items() if k.startswith("task.")},
-                "budget": {k: v for k, v in settings.items() if not k.startswith("task.")},
-                "baseline_metric": _num(base.get(info.get("metric"))), "baseline_loss": _num(base.get("loss")),
-                "common": common, "varying_keys": varying_keys, "varying": varying, "error": None,
-                "sentence": tested["sentence"],
-            })
-            by_block[blocks[proto]] = groups
-            matches += task_matches
-        except Exception as e:  # one task's bad state must not take the page down
-            jobs = [j for j in jobs if j[3] not in fig_rows]
-            planned -= {r["file"] for r in fig_rows}
-            tasks.append({"name": task, "slug": s, "protocol": proto.label, "alone": alone, "error": _why(e),
-                          "rows": [], "figures": [], "common": {}, "varying_keys": [], "varying": []})
+    tasks, matches, jobs, by_block = _task_sections(by_protocol, out, styles)
+    planned = {"index.html"} | {row["file"] for *_, row in jobs}
     aggregate_files = {comparison.CD_FILE, comparison.IQM_FILE} if by_block else set()  # drawn if there is data
     clash = outputs.clashes(final, planned | aggregate_files, owned)
     if clash:  # refused before anything is drawn
@@ -231,27 +168,125 @@ def _render(db: Path, runs: list, out: Path, final: Path, owned: dict[str, str])
     reused = {n for n in owned if n.endswith(".png")}
     for n in reused:
         shutil.copy2(final / n, out / n)
+    planned -= _draw(jobs, out)
+    colors = {label: st.color for label, st in styles.items()}
+    aggregate, tuning = _aggregate(by_block, out, styles), _tuning(trials, trials_error, out, colors)
+    planned |= {aggregate[k] for k in ("figure", "iqm_figure") if aggregate and aggregate.get(k)}
+    planned |= {t["figure"] for t in tuning or [] if t.get("figure")}
+    _write_page(out / "index.html", db, runs, tasks, matches, aggregate, tuning)
+    for n in reused - planned:  # a copied figure this page no longer shows is not published again
+        (out / n).unlink(missing_ok=True)
+
+
+def _task_sections(by_protocol: dict, out: Path, styles: dict) -> tuple[list, list, list, dict]:
+    """Per protocol, its section of the page: (sections, matches with published numbers, figure jobs,
+    the statistics' blocks whose section rendered: the aggregate ranks these). A protocol whose
+    section cannot be built gets one that says why, and no figures."""
+    per_task: dict[str, list] = {}
+    for proto in by_protocol:
+        per_task.setdefault(proto.task, []).append(proto)
+    diffs = {p: d for protos in per_task.values() for p, d in differences(protos).items()}
+    blocks = comparison.block_names(by_protocol)  # the statistics' blocks: one per protocol
+    tasks, matches, slugs, jobs, by_block = [], [], set(), [], {}
+    for proto, groups in by_protocol.items():
+        alone = len(per_task[proto.task]) == 1
+        s = slug(proto.task if alone else proto.label)
+        while s in slugs:  # two names that differ only in unsafe characters
+            s += "-"
+        slugs.add(s)
+        try:  # one task's bad state must not take the page down
+            section, task_jobs, task_matches = _task_section(proto, groups, blocks[proto], s, out, styles)
+        except Exception as e:
+            tasks.append({"name": proto.task, "slug": s, "protocol": proto.label, "alone": alone,
+                          "error": _why(e), "rows": [], "figures": [], "common": {}, "varying_keys": [],
+                          "varying": []})
+            continue
+        section.update(alone=alone, siblings=[q.label for q in per_task[proto.task] if q != proto],
+                       differs=diffs.get(proto, {}) if not alone else {})
+        tasks.append(section)
+        jobs += task_jobs
+        matches += task_matches
+        by_block[blocks[proto]] = groups
+    return tasks, matches, jobs, by_block
+
+
+def _task_section(proto, groups: list[Group], block: str, s: str, out: Path, styles: dict):
+    """One protocol's section (its table, settings and figures, named ``<s>-<figure>.png``): (the
+    section, its figure jobs for ``figures.draw_all`` each with its row of the page, its matches
+    with published numbers)."""
+    info = task_info(groups)
+    tested = comparison.block_stats({block: groups})[block]
+    jobs = _figure_jobs(groups, info, tested, s, out, styles)
+    rows = _rows(groups, tested["rows"])
+    matches = [{"task": proto.task, "protocol": proto.label, "label": g.label, "hidden": g.hidden,
+                "ours": r["metric"], "value": p.value, "verified": p.verified, "source": p.source, "note": p.note}
+               for g, r in zip(groups, rows) for p in r["published"]]
+    base = info.get("baseline", {})
+    common, varying_keys, varying = _config_tables(groups)
+    settings = dict(proto.settings)
+    section = {
+        "name": proto.task, "slug": s, "description": info.get("description", ""), "protocol": proto.label,
+        "protocol_named": proto.name is not None, "protocol_source": proto.source,
+        "metric": info.get("metric", "?"), "higher_is_better": info.get("higher_is_better", True),
+        "length": info.get("length", "?"), "settings": settings, "rows": rows,
+        "figures": [row for *_, row in jobs],
+        "options": {k[5:]: v for k, v in settings.items() if k.startswith("task.")},
+        "budget": {k: v for k, v in settings.items() if not k.startswith("task.")},
+        "baseline_metric": _num(base.get(info.get("metric"))), "baseline_loss": _num(base.get("loss")),
+        "common": common, "varying_keys": varying_keys, "varying": varying, "error": None,
+        "sentence": tested["sentence"],
+    }
+    return section, jobs, matches
+
+
+def _figure_jobs(groups: list[Group], info: dict, tested: dict, s: str, out: Path, styles: dict) -> list:
+    """The ``figures.draw_all`` jobs of one section's FIGURES: (function, args, kwargs, the page's row)."""
+    jobs = []
+    for name, width, title, draw, extra in FIGURES:
+        path = out / f"{s}-{name}.png"
+        args = (groups, info, styles, path) if draw in ("learning_curves", "metric_vs_params") else (
+            groups, styles, path)
+        if draw == "metric_vs_params":  # the table's numbers, so figure and table agree
+            extra = {**extra, "summary": tested["rows"]}
+        jobs.append((draw, args, extra, {"file": path.name, "title": title, "width": width, "error": None}))
+    return jobs
+
+
+def _draw(jobs: list, out: Path) -> set[str]:
+    """Draw every figure (``figures.draw_all``); the files that failed, each named on its row, with why."""
+    failed = set()
     errors = figures.draw_all([(name, args, extra) for name, args, extra, _ in jobs])
     for (*_, row), error in zip(jobs, errors):
         if error:  # the page says which figure is missing, and why
             row["error"] = error
-            planned.discard(row["file"])
+            failed.add(row["file"])
             (out / row["file"]).unlink(missing_ok=True)  # a part-written figure is not published
-    aggregate = tuning = None
-    try:  # the cross-protocol aggregate and the tuning search: the page says if they failed
-        aggregate = comparison.aggregate(by_block, out, styles) if by_block else None
+    return failed
+
+
+def _aggregate(by_block: dict, out: Path, styles: dict) -> dict | None:
+    """The cross-protocol rank aggregate; if it fails, a sentence saying why."""
+    try:
+        return comparison.aggregate(by_block, out, styles) if by_block else None
     except Exception as e:
         figures.plt.close("all")
-        aggregate = {"sentence": f"The rank aggregate could not be drawn: {_why(e)}", "figure": None}
-    planned |= {aggregate[k] for k in ("figure", "iqm_figure") if aggregate and aggregate.get(k)}
+        return {"sentence": f"The rank aggregate could not be drawn: {_why(e)}", "figure": None}
+
+
+def _tuning(trials: list, trials_error: Exception | None, out: Path, colors: dict) -> list[dict]:
+    """The tuning searches' section; if it fails, one entry saying why."""
     try:
         if trials_error:
             raise trials_error
-        tuning = comparison.tuning(trials, out, colors)
+        return comparison.tuning(trials, out, colors)
     except Exception as e:
         figures.plt.close("all")
-        tuning = [{"error": _why(e)}]
-    planned |= {t["figure"] for t in tuning or [] if t.get("figure")}
+        return [{"error": _why(e)}]
+
+
+def _write_page(path: Path, db: Path, runs: list, tasks: list, matches: list, aggregate, tuning) -> None:
+    from suite import __version__
+
     env = Environment(loader=PackageLoader("suite.reports", "templates"),
                       autoescape=select_autoescape(["html", "css"], default=True))
     html = env.get_template("index.html").render(
@@ -260,9 +295,7 @@ def _render(db: Path, runs: list, out: Path, final: Path, owned: dict[str, str])
         tasks=tasks, environments=_environments(runs), matches=matches, published=published_rows(), version=__version__,
         aggregate=aggregate, tuning=tuning, test_name=comparison.stats.TEST, alpha=comparison.stats.ALPHA,
         permutation=comparison.stats.PERMUTATION, policy=comparison.stats.POLICY)
-    (out / "index.html").write_text(html, encoding="utf-8")
-    for n in reused - planned:  # a copied figure this page no longer shows is not published again
-        (out / n).unlink(missing_ok=True)
+    path.write_text(html, encoding="utf-8")
 
 
 def _why(e: Exception) -> str:

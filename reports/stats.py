@@ -36,7 +36,6 @@ import gc
 import math
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -413,13 +412,6 @@ def rank_test(df: pd.DataFrame, higher: dict[str, bool] | bool = True, alpha: fl
     shared = tuple(sorted((str(t), int(c)) for t, c in counts.items() if c > 1))
     return RankTest(ranks, n, float(stat), float(p), float(f), df1, df2, p_f, p_perm, nemenyi, float(cd), alpha,
                     left_out, shared)
-
-
-def cd_diagram(test: RankTest, path, colors: dict | None = None) -> list[str]:
-    """The critical-difference diagram (``figures.critical_difference``); returns the labels drawn."""
-    from suite.reports import figures
-
-    return figures.critical_difference(test, colors or {}, Path(path))
 
 
 # ---- interquartile mean and performance profiles (Agarwal et al. 2021) -----------------------------------

@@ -388,6 +388,8 @@ def cmd_export(args) -> int:
     store = _open_store(args.db, read_only=True)
     try:
         paths = store.export(args.out, args.format)
+        if args.weights:
+            paths += _export_weights(store, args.weights)
     except OSError as e:
         raise ConfigError(f"cannot write the export to {args.out} ({e.strerror or e}); pass --out with a "
                           "writable folder") from None
@@ -396,6 +398,21 @@ def cmd_export(args) -> int:
     for p in paths:
         print(p)
     return 0
+
+
+def _export_weights(store, folder: str) -> list[Path]:
+    """``export --weights``: each finished run's weights at its best validation step; a finished run
+    without them (a store written before the suite kept that checkpoint) is named on stderr."""
+    from suite.weights import export_weights
+
+    try:
+        paths, missing = export_weights(store, folder)
+    except OSError as e:
+        raise ConfigError(f"cannot write the weights to {folder} ({e.strerror or e}); pass --weights with a "
+                          "writable folder") from None
+    for run_id, why in missing:
+        print(f"suite: run {run_id}: no weights exported: {why}", file=sys.stderr)
+    return paths
 
 
 def cmd_report(args) -> int:
@@ -513,6 +530,9 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", default="csv", choices=["csv", "parquet"])
     ex.add_argument("--out", default="results/export")
     ex.add_argument("--db", default=DEFAULT_DB)
+    ex.add_argument("--weights", metavar="DIR", help="also write each finished run's model weights at its best "
+                    "validation step into DIR: <run_id>.pt (the state_dict) and <run_id>.json (what rebuilds "
+                    "the model with suite.create_model)")
     ex.set_defaults(fn=cmd_export)
 
     rep = sub.add_parser("report", help="render the HTML/PNG report from the store (never trains)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from collections.abc import Iterable
 
 
@@ -36,6 +37,30 @@ class DataMissingError(SuiteError, FileNotFoundError):
 
 class DataError(SuiteError, ValueError):
     """A data file that is there but unusable (malformed, empty, non-finite values)."""
+
+
+class StoreError(SuiteError):
+    """A results store (or a checkpoint of one) that cannot be opened, read or written as asked."""
+
+
+class ClaimLost(StoreError):
+    """This process does not, or no longer, hold the run it tried to write."""
+
+
+class StoreWriteError(StoreError):
+    """A write to the store or its checkpoints failed (a full disk, an I/O error); nothing of it was
+    committed and every earlier commit holds."""
+
+
+def say(message: str) -> None:
+    """A notice to the user (stderr): what the suite did on its own, e.g. set a checkpoint aside."""
+    print(f"suite: {message}", file=sys.stderr, flush=True)
+
+
+def first_line(e: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def check_range(name: str, value, *, low=None, high=None, where: str = "",

@@ -35,8 +35,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from suite.errors import ConfigError, SuiteError, check_choice, check_range
+from suite.recorder import METHODS as RECORDER_METHODS
+from suite.recorder import Recorder
+
+if TYPE_CHECKING:
+    from suite.store import Records
 
 EXECUTORS = ("local", "ray")
 RAY_EXTRA = "pip install 'ortho-rnn-suite[ray]'"
@@ -334,10 +340,9 @@ def _run_pool(configs, db, device, force, executor, kw, done) -> None:
 
 
 # ---- ray ------------------------------------------------------------------------------------------
-# The Store methods the runner calls. Each takes the run id first.
-_FORWARDED = ("claim", "commit", "update", "heartbeat", "reset", "run", "series", "metrics", "spectra",
-              "profiles", "save_checkpoint", "load_checkpoint", "prune_checkpoints", "holder")
-_READS = ("run", "series", "metrics", "spectra", "profiles", "load_checkpoint", "holder")
+# The Store methods the runner calls (suite.recorder.Recorder), each with the run id first.
+_FORWARDED = RECORDER_METHODS
+_READS = ("run", "series", "load_checkpoint", "holder")
 
 
 class _Mailbox:
@@ -378,8 +383,9 @@ class _Mailbox:
                 fut.set_result(answer)
 
 
-class RemoteStore:
-    """What a Ray worker's runner gets instead of a Store: the same methods, performed by the driver.
+class RemoteStore(Recorder):
+    """What a Ray worker's runner gets instead of a Store: the Recorder's methods, each performed by the
+    driver on the real Store.
 
     ``owner`` names the Ray task, so a retry of the task (same task id) takes over its own run; each
     attempt also carries a fresh token, and the driver refuses calls from an attempt that a newer one
@@ -397,20 +403,40 @@ class RemoteStore:
             raise value
         return value
 
-    def claim(self, *args, **kwargs):
-        return self._call("claim", *args, owner=self.owner, **kwargs)
+    def claim(self, run_id: str, config_hash: str, seed: int, model: str, task: str, config: dict,
+              total_steps: int, force: bool = False) -> tuple[str, int]:
+        return self._call("claim", run_id, config_hash, seed, model, task, config, total_steps, force=force,
+                          owner=self.owner)
 
-    def commit(self, run_id, step, records, **fields) -> None:
+    def holder(self, run_id: str) -> str | None:
+        return self._call("holder", run_id)
+
+    def update(self, run_id: str, **fields) -> None:
+        self._call("update", run_id, **fields)
+
+    def heartbeat(self, run_id: str) -> None:
+        self._call("heartbeat", run_id)
+
+    def commit(self, run_id: str, step: int, records: Records, **fields) -> None:
         self._call("commit", run_id, step, records, **fields)
         records.clear()
 
-    def save_checkpoint(self, run_id, step, payload) -> None:
+    def reset(self, run_id: str, step: int = 0) -> None:
+        self._call("reset", run_id, step)
+
+    def run(self, run_id: str) -> dict | None:
+        return self._call("run", run_id)
+
+    def series(self, run_id: str, name: str) -> tuple[list[int], list[float | None]]:
+        return self._call("series", run_id, name)
+
+    def save_checkpoint(self, run_id: str, step: int, payload: dict) -> None:
         import ray
 
         # by reference: the driver fetches the tensors straight from this node's object store
         self._call("save_checkpoint", run_id, step, [ray.put(_to_cpu(payload))])
 
-    def load_checkpoint(self, run_id, step, map_location=None):
+    def load_checkpoint(self, run_id: str, step: int, map_location=None) -> dict | None:
         import torch
 
         ckpt = self._call("load_checkpoint", run_id, step)
@@ -421,10 +447,8 @@ class RemoteStore:
         buf.seek(0)
         return torch.load(buf, map_location=map_location, weights_only=True)
 
-    def __getattr__(self, name):
-        if name not in _FORWARDED:
-            raise AttributeError(name)
-        return lambda *args, **kwargs: self._call(name, *args, **kwargs)
+    def prune_checkpoints(self, run_id: str, keep: int, best: int | None = None) -> None:
+        self._call("prune_checkpoints", run_id, keep, best)
 
 
 def _to_cpu(obj):

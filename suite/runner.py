@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,9 +27,10 @@ from suite.config import OPTIMIZERS, PRECISIONS, RunConfig
 from suite.contract import RecurrentModel, orthogonality_error
 from suite.errors import ConfigError, SuiteError
 from suite.memory import keep_freed_memory, release_freed_memory
+from suite.recorder import Recorder
 from suite.registry import TASKS, create_model, create_task
 from suite.seeding import seeded
-from suite.store import ClaimLost, Records, Store, StoreWriteError, stop_hint
+from suite.store import ClaimLost, Records, StoreWriteError, stop_hint
 
 PROFILE_BATCH = 32
 
@@ -334,7 +335,7 @@ def threading_main() -> bool:
 
 
 # ---- one run ------------------------------------------------------------------------------------
-def execute(config: RunConfig, store: Store, device: str = "auto", force: bool = False,
+def execute(config: RunConfig, store: Recorder, device: str = "auto", force: bool = False,
             progress: bool = False, stop=None) -> Outcome:
     """Train ``config`` into ``store``. ``stop(config, step, val)``, called after every evaluation
     with the validation scores, may end the run early: it is then recorded as ``pruned`` (a tuning
@@ -367,8 +368,88 @@ def execute(config: RunConfig, store: Store, device: str = "auto", force: bool =
         return Outcome(run_id, "failed", error=f"{type(e).__name__}: {e}")
 
 
-def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progress: bool, stop=None) -> Outcome:
-    run_id = config.run_id
+def _train(config: RunConfig, store: Recorder, dev: torch.device, start: int, progress: bool,
+           stop=None) -> Outcome:
+    run = _prepare(config, store, dev)
+    start = _resume(run, start)
+    store.prune_checkpoints(config.run_id, keep=start, best=run.best_step)
+    run.session_start = time.perf_counter()
+    if start == 0:
+        _record_start(run)
+    bar = _progress_bar(config, start) if progress else None
+    try:
+        ended = _train_steps(run, start, bar, stop)
+    finally:
+        _close(bar)
+    if ended is not None:
+        return ended
+    summary = summarize(store, config.run_id, config, run.state)
+    store.update(config.run_id, status="finished", owner=None, summary=summary)
+    return Outcome(config.run_id, "finished", summary)
+
+
+@dataclass
+class _Training:
+    """One run while it trains: what it built, the records buffered since its last commit, and the
+    step of its best validation metric so far (whose checkpoint pruning keeps)."""
+
+    config: RunConfig
+    store: Recorder
+    dev: torch.device
+    task: object
+    model: RecurrentModel
+    opts: list[torch.optim.Optimizer]
+    state: dict  # train_time, wall_time, peak_memory, evals, params_dof: saved with every checkpoint
+    records: Records = field(default_factory=Records.empty)
+    val: dict[str, float] = field(default_factory=dict)  # the last evaluation's validation scores
+    best: tuple[float, int] | None = None  # (validation metric, step), as ``summarize`` picks it
+    session_start: float = 0.0
+
+    @property
+    def best_step(self) -> int | None:
+        return None if self.best is None else self.best[1]
+
+    def clock(self) -> None:
+        """Add the wall-clock time since the last call (or the session's start) to ``wall_time``."""
+        now = time.perf_counter()
+        self.state["wall_time"] += now - self.session_start
+        self.session_start = now
+
+    def record_eval(self, step: int) -> None:
+        """Buffer the validation and test scores, the orthogonality error, and (when due) the spectrum
+        and the gradient profile of ``step``; note a new best validation metric."""
+        config, model, task, k = self.config, self.model, self.task, self.state["evals"]
+        scores = {split: evaluate(model, task, split, config.eval_batch_size, self.dev, config.precision)
+                  for split in ("val", "test")}
+        for split, values in scores.items():
+            for name, value in values.items():
+                self.records.metrics.append((step, f"{split}/{name}", value))
+        self.val.update(scores["val"])
+        if measures_orthogonality(model):
+            self.records.metrics.append((step, "orth_error", orthogonality_error(model.recurrent_matrix())))
+        if step == 0 or step == config.steps or k % config.eigen_every == 0:
+            self.records.spectra.append((step, spectrum(model)))
+        if step == 0 or step == config.steps or k % config.profile_every == 0:
+            self.records.profiles.append((step, gradient_profile(model, task, self.dev, config.precision)))
+        if step > 0:
+            self.best = best_validation([step], [scores["val"].get(task.metric)], task.higher_is_better, self.best)
+
+    def commit(self, step: int, release: bool = False, **fields) -> None:
+        """Checkpoint ``step`` (every evaluation commits, so a new best always has its checkpoint),
+        commit the buffered records, prune the checkpoints no longer kept."""
+        self.state["peak_memory"] = max(self.state["peak_memory"], peak_memory(self.dev))
+        run_id = self.config.run_id
+        self.store.save_checkpoint(run_id, step, {"step": step, "model": self.model.state_dict(),
+                                                  "optimizers": [o.state_dict() for o in self.opts],
+                                                  "state": self.state})
+        self.store.commit(run_id, step, self.records, **fields)
+        self.store.prune_checkpoints(run_id, keep=step, best=self.best_step)
+        if release:  # only now: pruning is a write of the run, done while holding it
+            self.store.update(run_id, owner=None)
+
+
+def _prepare(config: RunConfig, store: Recorder, dev: torch.device) -> _Training:
+    """Task, model (under the run's seed) and optimizers of a run about to train on ``dev``."""
     keep_freed_memory()  # the steps reuse their buffers' pages (suite.memory)
     release_freed_memory()  # what earlier runs of this process freed: this run's peak memory is its own
     task, model = build(config, dev)
@@ -377,114 +458,110 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
     state = {"train_time": 0.0, "wall_time": 0.0, "peak_memory": 0, "evals": 0,
              "params_dof": model.degrees_of_freedom()}
     reset_peak_memory(dev)
-    records = Records.empty()
+    return _Training(config, store, dev, task, model, opts, state)
 
-    if start > 0:
-        # the committed step's checkpoint, or (it missing or unusable: set aside by the store) an older one
-        ckpt = store.load_checkpoint(run_id, start, map_location=dev)
-        if ckpt is not None:
-            model.load_state_dict(ckpt["model"])
-            for o, s in zip(opts, ckpt["optimizers"]):
-                o.load_state_dict(s)
-            state.update(ckpt["state"])
-            if ckpt["step"] < start:  # the records after it are recomputed, bit for bit
-                store.reset(run_id, ckpt["step"])
-                start = ckpt["step"]
-        else:  # records without their checkpoint cannot be continued consistently: start over
-            print(f"suite: run {run_id}: no usable checkpoint for step {start}; restarting from step 0",
-                  file=sys.stderr, flush=True)
-            store.reset(run_id)
-            start = 0
-    store.prune_checkpoints(run_id, keep=start)
 
-    val: dict[str, float] = {}
-
-    def record_eval(step: int) -> None:
-        k = state["evals"]
-        for split in ("val", "test"):
-            for name, value in evaluate(model, task, split, config.eval_batch_size, dev, config.precision).items():
-                records.metrics.append((step, f"{split}/{name}", value))
-                if split == "val":
-                    val[name] = value
-        if measures_orthogonality(model):
-            records.metrics.append((step, "orth_error", orthogonality_error(model.recurrent_matrix())))
-        if step == 0 or step == config.steps or k % config.eigen_every == 0:
-            records.spectra.append((step, spectrum(model)))
-        if step == 0 or step == config.steps or k % config.profile_every == 0:
-            records.profiles.append((step, gradient_profile(model, task, dev, config.precision)))
-
-    def commit(step: int, release: bool = False, **fields) -> None:
-        state["peak_memory"] = max(state["peak_memory"], peak_memory(dev))
-        store.save_checkpoint(run_id, step, {"step": step, "model": model.state_dict(),
-                                             "optimizers": [o.state_dict() for o in opts], "state": state})
-        store.commit(run_id, step, records, **fields)
-        store.prune_checkpoints(run_id, keep=step)
-        if release:  # only now: pruning is a write of the run, done while holding it
-            store.update(run_id, owner=None)
-
-    session_start = time.perf_counter()
+def _resume(run: _Training, start: int) -> int:
+    """Load the checkpoint of the committed step ``start`` (or, it missing or unusable: set aside by
+    the store, an older one); the step the run goes on from (0: it starts over)."""
     if start == 0:
-        store.reset(run_id)  # a run killed after its step-0 commit left records to redo
-        record_eval(0)
-        commit(0, env=environment(dev), task_info=task_info(config.task, task), params_total=model.parameter_count(),
-               params_recurrent=model.recurrent_parameter_count())
+        return 0
+    store, run_id = run.store, run.config.run_id
+    ckpt = store.load_checkpoint(run_id, start, map_location=run.dev)
+    if ckpt is None:  # records without their checkpoint cannot be continued consistently: start over
+        print(f"suite: run {run_id}: no usable checkpoint for step {start}; restarting from step 0",
+              file=sys.stderr, flush=True)
+        store.reset(run_id)
+        return 0
+    run.model.load_state_dict(ckpt["model"])
+    for o, s in zip(run.opts, ckpt["optimizers"]):
+        o.load_state_dict(s)
+    run.state.update(ckpt["state"])
+    if ckpt["step"] < start:  # the records after it are recomputed, bit for bit
+        store.reset(run_id, ckpt["step"])
+        start = ckpt["step"]
+    steps, values = store.series(run_id, f"val/{run.task.metric}")
+    run.best = best_validation(steps, values, run.task.higher_is_better)
+    return start
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.steps, initial=start, desc=f"{config.model}/{config.task}",
-                   leave=False, dynamic_ncols=True)
+def _record_start(run: _Training) -> None:
+    """Evaluate and commit step 0, with what the store keeps of the run's environment and model."""
+    config, model = run.config, run.model
+    run.store.reset(config.run_id)  # a run killed after its step-0 commit left records to redo
+    run.record_eval(0)
+    run.commit(0, env=environment(run.dev), task_info=task_info(config.task, run.task),
+               params_total=model.parameter_count(), params_recurrent=model.recurrent_parameter_count())
+
+
+def _progress_bar(config: RunConfig, start: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.steps, initial=start, desc=f"{config.model}/{config.task}", leave=False,
+                dynamic_ncols=True)
+
+
+def _train_steps(run: _Training, start: int, bar, stop) -> Outcome | None:
+    """Train steps ``start + 1`` to the last, committing at every evaluation (and ``checkpoint_every``
+    steps); an Outcome if the run ends early (diverged, or pruned by ``stop``), else None. A stop
+    signal (``_Interrupt``) commits the current step, marks the run interrupted and raises
+    KeyboardInterrupt."""
+    config, store, run_id = run.config, run.store, run.config.run_id
     last_beat = time.time()
-    step = start
     with _Interrupt() as interrupt:
         for step in range(start + 1, config.steps + 1):
-            x, y = task.train_batch(step, config.batch_size, config.seed)
-            t0 = time.perf_counter()
-            loss = train_step(model, opts, task, x.to(dev, non_blocking=True), y.to(dev, non_blocking=True),
-                              step, config.clip, config.precision)
-            value = loss.item()  # synchronizes a GPU, so the time below is the step's
-            state["train_time"] += time.perf_counter() - t0
-            records.metrics.append((step, "train/loss", value))
-            records.metrics.append((step, "train/time", state["train_time"]))
+            value = _train_one(run, step)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-
             if not math.isfinite(value):
-                state["wall_time"] += time.perf_counter() - session_start
-                store.commit(run_id, step, records, status="diverged", owner=None,
-                             summary=summarize(store, run_id, config, state, diverged_at=step))
-                _close(bar)
+                run.clock()
+                store.commit(run_id, step, run.records, status="diverged", owner=None,
+                             summary=summarize(store, run_id, config, run.state, diverged_at=step))
                 return Outcome(run_id, "diverged", store.run(run_id)["summary"])
-
             if step % config.eval_every == 0 or step == config.steps:
-                state["evals"] += 1
-                record_eval(step)
-                state["wall_time"] += time.perf_counter() - session_start
-                session_start = time.perf_counter()
-                commit(step)
-                if stop is not None and step < config.steps and stop(config, step, dict(val)):
-                    _close(bar)
-                    summary = summarize(store, run_id, config, state)
-                    store.update(run_id, status="pruned", owner=None, summary=summary)
-                    return Outcome(run_id, "pruned", summary)
+                pruned = _evaluate_and_commit(run, step, stop)
+                if pruned is not None:
+                    return pruned
             elif config.checkpoint_every and step % config.checkpoint_every == 0:
-                state["wall_time"] += time.perf_counter() - session_start
-                session_start = time.perf_counter()
-                commit(step)
+                run.clock()
+                run.commit(step)
             elif time.time() - last_beat > 60:
                 store.heartbeat(run_id)
                 last_beat = time.time()
             if interrupt.requested and step < config.steps:
-                state["wall_time"] += time.perf_counter() - session_start
-                commit(step, release=True, status="interrupted")
-                _close(bar)
+                run.clock()
+                run.commit(step, release=True, status="interrupted")
                 raise KeyboardInterrupt
-    _close(bar)
-    summary = summarize(store, run_id, config, state)
-    store.update(run_id, status="finished", owner=None, summary=summary)
-    return Outcome(run_id, "finished", summary)
+    return None
+
+
+def _train_one(run: _Training, step: int) -> float:
+    """One training step on the step's batch, timed and buffered; its loss."""
+    config, dev = run.config, run.dev
+    x, y = run.task.train_batch(step, config.batch_size, config.seed)
+    t0 = time.perf_counter()
+    loss = train_step(run.model, run.opts, run.task, x.to(dev, non_blocking=True), y.to(dev, non_blocking=True),
+                      step, config.clip, config.precision)
+    value = loss.item()  # synchronizes a GPU, so the time below is the step's
+    run.state["train_time"] += time.perf_counter() - t0
+    run.records.metrics.append((step, "train/loss", value))
+    run.records.metrics.append((step, "train/time", run.state["train_time"]))
+    return value
+
+
+def _evaluate_and_commit(run: _Training, step: int, stop) -> Outcome | None:
+    """Evaluate ``step`` and commit it; the Outcome "pruned" when ``stop`` ends the run here."""
+    config, run_id = run.config, run.config.run_id
+    run.state["evals"] += 1
+    run.record_eval(step)
+    run.clock()
+    run.commit(step)
+    if stop is not None and step < config.steps and stop(config, step, dict(run.val)):
+        summary = summarize(run.store, run_id, config, run.state)
+        run.store.update(run_id, status="pruned", owner=None, summary=summary)
+        return Outcome(run_id, "pruned", summary)
+    return None
 
 
 def _close(bar) -> None:
@@ -492,7 +569,19 @@ def _close(bar) -> None:
         bar.close()
 
 
-def summarize(store: Store, run_id: str, config: RunConfig, state: dict,
+def best_validation(steps, values, higher: bool,
+                    best: tuple[float, int] | None = None) -> tuple[float, int] | None:
+    """(value, step) of the best validation metric among ``values`` at ``steps`` (and ``best``, the
+    best of earlier steps): the first step to reach the best value, step 0 (the untrained model) and
+    missing values left out. The run's headline number is the test metric at this step."""
+    for step, value in zip(steps, values):
+        if step > 0 and value is not None and math.isfinite(value) and (
+                best is None or (value > best[0] if higher else value < best[0])):
+            best = (value, step)
+    return best
+
+
+def summarize(store: Recorder, run_id: str, config: RunConfig, state: dict,
               diverged_at: int | None = None) -> dict:
     """Headline numbers of a run, from what the store holds."""
     task = create_task(config.task, **config.task_kwargs())
@@ -511,9 +600,9 @@ def summarize(store: Store, run_id: str, config: RunConfig, state: dict,
     vsteps, vals = store.series(run_id, f"val/{metric}")
     tsteps, tests = store.series(run_id, f"test/{metric}")
     test_at = dict(zip(tsteps, tests))
-    scored = [(v, st) for st, v in zip(vsteps, vals) if v is not None and st > 0]
-    if scored:
-        best_val, best_step = (max if higher else min)(scored, key=lambda p: p[0])
+    best = best_validation(vsteps, vals, higher)
+    if best is not None:
+        best_val, best_step = best
         s.update(best_val=best_val, best_step=best_step, test_at_best_val=test_at.get(best_step))
     if vals:
         s["final_val"], s["final_test"], s["final_step"] = vals[-1], tests[-1] if tests else None, vsteps[-1]

@@ -21,26 +21,24 @@ schema version this suite does not know is refused (StoreError) before anything 
 Read-only opens (show, export, report) also work on read-only media, WAL files included, and on
 stores of every older schema version; a row whose JSON fields are damaged is read without them and
 named. A write that fails (a full disk) raises StoreWriteError: its transaction rolled back, every
-earlier commit holds. Checkpoints are recorded in the store with their SHA-256 before they are
-written; one that cannot be loaded or is not what the suite wrote is set aside (renamed, kept) and the
-newest good one before it is used instead. Pruning deletes only checkpoint files the store recorded.
+earlier commit holds. Checkpoints (suite.checkpoints) are recorded in the store with their SHA-256
+before they are written; one that cannot be loaded or is not what the suite wrote is set aside
+(renamed, kept) and the newest good one before it is used instead. Pruning deletes only checkpoint
+files the store recorded, and keeps the one of the run's best validation step.
+
+What the runner needs of a store is ``suite.recorder.Recorder``; this Store implements it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
+import functools
 import json
 import math
 import os
-import pickle
-import re
 import shutil
-import signal
 import socket
 import sqlite3
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -48,7 +46,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from suite.errors import SuiteError
+from suite.checkpoints import Checkpoints, folder_of
+from suite.crash import fault as _fault
+from suite.errors import ClaimLost, StoreError, StoreWriteError, say
+from suite.errors import first_line as _first_line
+from suite.recorder import Recorder
 
 SCHEMA_VERSION = 3
 # pending: a tuning trial registered but not started; pruned: a trial its search stopped early
@@ -105,48 +107,6 @@ _MIGRATIONS: dict[int, list[str]] = {
 # Columns a store of an older version lacks, read as the value the migration gives them.
 _ADDED_COLUMNS = {"kind": "run", "study": None}
 _JSON_FIELDS = ("config", "env", "summary", "task_info")
-_CHECKPOINT_NAME = re.compile(r"step-(0|[1-9][0-9]*)\.pt")
-_CHECKPOINT_TEMP = re.compile(r"step-(0|[1-9][0-9]*)\.pt\.tmp[0-9]+")  # a killed writer's leftover
-
-
-class StoreError(SuiteError):
-    pass
-
-
-class ClaimLost(StoreError):
-    """This process does not, or no longer, hold the run it tried to write."""
-
-
-class StoreWriteError(StoreError):
-    """A write to the store or its checkpoints failed (a full disk, an I/O error); nothing of it was
-    committed and every earlier commit holds."""
-
-
-# Fault injection for the crash tests (docs/results.md): SUITE_FAULT="<point>:<n>" kills this process
-# with SIGKILL the n-th time it reaches <point> (points: checkpoint-write, checkpoint-rename, commit,
-# commit-done, prune, export: after each table an export writes). Unset, it costs one comparison.
-_FAULT = os.environ.get("SUITE_FAULT") or None
-_FAULT_HITS: dict[str, int] = {}
-
-
-def _fault(point: str) -> None:
-    if _FAULT is None:
-        return
-    name, _, n = _FAULT.partition(":")
-    if name == point:
-        _FAULT_HITS[point] = _FAULT_HITS.get(point, 0) + 1
-        if _FAULT_HITS[point] == int(n or 1):
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-def say(message: str) -> None:
-    """A notice to the user (stderr): what the suite did on its own, e.g. set a checkpoint aside."""
-    print(f"suite: {message}", file=sys.stderr, flush=True)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def me() -> str:
@@ -238,11 +198,11 @@ def _schema_version(path: Path, text) -> int:
     return int(text)
 
 
-class Store:
+class Store(Recorder):
     def __init__(self, path: str | os.PathLike = "results/suite.db", read_only: bool = False):
         self.path = Path(path)
         # Every store owns its checkpoints, named after it: two stores in one folder never share them.
-        self.checkpoints = self.path.with_name(self.path.name + "-checkpoints")
+        self.checkpoints = folder_of(self.path)
         self._tmp: str | None = None  # a private copy of a WAL store on read-only media
         self._held: dict[str, str] = {}  # run_id -> the owner this Store claimed it as
         self._said: set[str] = set()  # runs whose damaged fields were already named
@@ -617,142 +577,35 @@ class Store:
                 "(not a JSON list); they are left out")
         return out
 
-    # ---- checkpoints: the runner reads and writes them only through these -------------------------
+    # ---- checkpoints (suite.checkpoints): the runner reads and writes them only through these -------
+    @functools.cached_property
+    def checkpoint_files(self) -> Checkpoints:
+        """This store's checkpoint files, recorded in its ``checkpoints`` table."""
+        return Checkpoints(self.path, self._conn, self._holding, self.holds)
+
     def checkpoint_dir(self, run_id: str) -> Path:
-        return self.checkpoints / run_id
+        return self.checkpoint_files.run_dir(run_id)
 
     def checkpoint_path(self, run_id: str, step: int) -> Path:
-        return self.checkpoint_dir(run_id) / f"step-{step}.pt"
-
-    def _legacy_checkpoint(self, run_id: str, step: int) -> Path:
-        """Where stores of suite 0.1.0 kept checkpoints (shared by a folder): read, never pruned."""
-        return self.path.parent / "checkpoints" / run_id / f"step-{step}.pt"
+        return self.checkpoint_files.path(run_id, step)
 
     def checkpoint_steps(self, run_id: str) -> list[int]:
         """Steps with a checkpoint file (named exactly ``step-<s>.pt``) on disk, newest first."""
-        folder = self.checkpoint_dir(run_id)
-        if not folder.is_dir():
-            return []
-        found = (_CHECKPOINT_NAME.fullmatch(p.name) for p in folder.iterdir())
-        return sorted((int(m[1]) for m in found if m), reverse=True)
-
-    def _recorded(self, run_id: str) -> dict[str, tuple[int, str]]:
-        """The checkpoint files the store recorded for ``run_id``: name -> (step, SHA-256)."""
-        try:
-            rows = self._conn.execute("SELECT file, step, sha256 FROM checkpoints WHERE run_id = ?", (run_id,))
-            return {r[0]: (r[1], r[2]) for r in rows}
-        except sqlite3.OperationalError:  # a read-only store of an older schema: none recorded
-            return {}
+        return self.checkpoint_files.steps(run_id)
 
     def save_checkpoint(self, run_id: str, step: int, payload: dict) -> None:
-        """Write ``payload`` (tensors and plain data) atomically: recorded in the store with its SHA-256
-        first (so the file is the store's to prune, whatever happens next), then written to a temp
-        file, flushed to disk and renamed, so ``step-<s>.pt`` is either absent or complete."""
-        import torch
-
-        path = self.checkpoint_path(run_id, step)
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        data = buf.getbuffer()
-        with self._holding(run_id) as c:
-            c.execute("INSERT OR REPLACE INTO checkpoints (run_id, step, file, sha256) VALUES (?, ?, ?, ?)",
-                      (run_id, step, path.name, hashlib.sha256(data).hexdigest()))
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.unlink(missing_ok=True)  # a leftover of an earlier process with this pid
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data[: len(data) // 2])
-                _fault("checkpoint-write")
-                f.write(data[len(data) // 2:])
-                f.flush()
-                os.fsync(f.fileno())
-            _fault("checkpoint-rename")
-            os.replace(tmp, path)
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            raise StoreWriteError(f"cannot write the checkpoint {path} ({e.strerror or e}); every earlier "
-                                  f"commit and its checkpoint are intact: fix the cause (e.g. free disk space) "
-                                  "and rerun the same command to resume") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        """Write the checkpoint of ``step`` atomically (``Checkpoints.save``)."""
+        self.checkpoint_files.save(run_id, step, payload)
 
     def load_checkpoint(self, run_id: str, step: int, map_location=None) -> dict | None:
-        """The checkpoint of ``step``; if it is missing or unusable, the newest good one before it (its
-        payload's "step" says which); None when there is none. A file whose content is not what the
-        store recorded writing, or that cannot be loaded, is set aside (renamed ``corrupt-step-<s>.pt``,
-        kept) and said so; it is never loaded as pickled code."""
-        import torch
+        """The checkpoint of ``step``, else the newest good one before it, else None; unusable files
+        are set aside (``Checkpoints.load``)."""
+        return self.checkpoint_files.load(run_id, step, map_location)
 
-        recorded = self._recorded(run_id)
-        older = [s for s in self.checkpoint_steps(run_id) if s < step]
-        for s in [step, *older]:
-            path = self.checkpoint_path(run_id, s)
-            if not path.is_file():
-                legacy = self._legacy_checkpoint(run_id, s)
-                if s != step or not legacy.is_file():
-                    continue
-                path = legacy
-            try:
-                data = path.read_bytes()
-                known = recorded.get(path.name) if path.parent == self.checkpoint_dir(run_id) else None
-                if known is not None and hashlib.sha256(data).hexdigest() != known[1]:
-                    raise _Changed
-                payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-                if not isinstance(payload, dict) or payload.setdefault("step", s) != s:
-                    raise ValueError(f"holds {type(payload).__name__} for step "
-                                     f"{payload.get('step') if isinstance(payload, dict) else '?'}")
-            except _Changed:
-                reason = "does not hold what the suite wrote there (its SHA-256 differs from the one recorded)"
-            except pickle.UnpicklingError:
-                # torch's message advises weights_only=False, i.e. running whatever the file holds: not here
-                reason = "was refused: it holds Python objects, not only tensors and plain data as the suite writes"
-            except Exception as e:  # truncated, garbage, unreadable: all the same to a resume
-                reason = f"cannot be read ({_first_line(e)})"
-                if "weights_only" in reason:
-                    reason = "was refused: it is not a checkpoint of tensors and plain data"
-            else:
-                if s != step:
-                    say(f"run {run_id}: resuming from the checkpoint of step {s}, the newest usable one "
-                        f"(the store had reached step {step}; steps after {s} are recomputed)")
-                return payload
-            if path.parent.parent != self.checkpoints or not self.holds(run_id):
-                say(f"checkpoint {path} {reason}; left in place")  # a shared legacy folder, or not our run
-                continue
-            aside = self._set_aside(run_id, path)
-            say(f"checkpoint {path} {reason}; set aside as {aside.name}")
-        return None
-
-    def _set_aside(self, run_id: str, path: Path) -> Path:
-        n, aside = 1, path.with_name("corrupt-" + path.name)
-        while aside.exists():
-            n += 1
-            aside = path.with_name(f"corrupt-{path.stem}-{n}.pt")
-        with self._holding(run_id) as c:  # no longer a checkpoint of the store's: never pruned
-            c.execute("DELETE FROM checkpoints WHERE run_id = ? AND file = ?", (run_id, path.name))
-            os.replace(path, aside)
-        return aside
-
-    def prune_checkpoints(self, run_id: str, keep: int) -> None:
-        """Delete the checkpoint files the store recorded for ``run_id`` but step ``keep`` and the newest
-        one before it (a fallback should ``keep``'s file prove unreadable), and temp files a killed
-        writer left. Nothing else in the folder is touched: the user's copies (``step-30.pt.bak``),
-        set-aside files, files of stores older than these records, and other stores' checkpoints stay."""
-        folder = self.checkpoint_dir(run_id)
-        with self._holding(run_id) as c:
-            recorded = self._recorded(run_id)
-            before = [s for s in self.checkpoint_steps(run_id) if s < keep][:1]
-            keep_names = {f"step-{s}.pt" for s in (keep, *before)}
-            doomed = [name for name in recorded if name not in keep_names]
-            if folder.is_dir():
-                doomed += [p.name for p in folder.iterdir() if _CHECKPOINT_TEMP.fullmatch(p.name)]
-            for name in doomed:
-                _fault("prune")
-                (folder / name).unlink(missing_ok=True)
-            c.executemany("DELETE FROM checkpoints WHERE run_id = ? AND file = ?", [(run_id, n) for n in doomed])
+    def prune_checkpoints(self, run_id: str, keep: int, best: int | None = None) -> None:
+        """Delete the run's recorded checkpoints but ``keep``, the newest before it and ``best``
+        (``Checkpoints.prune``)."""
+        self.checkpoint_files.prune(run_id, keep, best)
 
     # ---- export ----------------------------------------------------------------------------------
     def dataframes(self):
@@ -820,7 +673,3 @@ def _recognised_export(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(64)
     return head.startswith(b"PAR1") if path.suffix == ".parquet" else head.startswith(b"run_id,")
-
-
-class _Changed(Exception):
-    pass

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from suite.reports.figures import cd_diagram
 from suite.reports.stats import (
     PERMUTATIONS,
     TEST,
-    cd_diagram,
     floor,
     friedman_permutation_p,
     iqm,
