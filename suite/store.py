@@ -865,7 +865,7 @@ def _flat_run(r: dict) -> dict:
 def _uniform(df):
     """A column whose values are of mixed kinds (a number for one run, text for another) as text, so
     every column has one type (Parquet needs it; CSV reads back the same)."""
-    for col in df.select_dtypes(include="object").columns:
+    for col in [c for c in df.columns if df[c].dtype == "object"]:
         kinds = {type(v) for v in df[col] if v is not None and v == v}
         if len(kinds) > 1 and kinds != {int, float}:
             df[col] = [v if v is None or v != v or isinstance(v, str) else json.dumps(v) for v in df[col]]

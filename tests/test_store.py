@@ -95,7 +95,7 @@ def test_export_csv_and_parquet(tmp_path):
     _claim(s)
     s.commit("r1", 1, Records([(1, "train/loss", 0.25)], [], []), summary={"best_val": 0.9})
     for fmt in ("csv", "parquet"):
-        runs_path, metrics_path = s.export(tmp_path / fmt, fmt)
+        runs_path, metrics_path, spectra_path, profiles_path = s.export(tmp_path / fmt, fmt)
         read = pd.read_csv if fmt == "csv" else pd.read_parquet
         runs, metrics = read(runs_path), read(metrics_path)
         assert runs.loc[0, "run_id"] == "r1" and runs.loc[0, "summary.best_val"] == 0.9
