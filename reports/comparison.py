@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
 import pandas as pd
 
 from suite.reports import stats
@@ -159,7 +158,7 @@ def tuning(trials: list[Run], out: Path, colors: dict) -> list[dict]:
     sections = []
     if df.empty:
         return sections
-    with matplotlib.style.context(["default", figures.THEME]):  # the report's style, inside its drawing only
+    with figures.theme():  # the report's style, inside its drawing only
         for task, d in df.groupby("task", sort=True):
             sections.append(_tuning_section(task, d, out, colors))
     return sections

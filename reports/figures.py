@@ -10,6 +10,7 @@ backend draws these figures as well (each is saved, then closed).
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -45,11 +46,30 @@ THEME = {**sns.axes_style("whitegrid", rc={"font.family": "sans-serif"}),
          "axes.prop_cycle": cycler("color", sns.color_palette("deep")), "axes.titley": 1.0}
 
 
+@contextlib.contextmanager
+def theme():
+    """``THEME``, and seaborn's colour codes ("k" is its 0.1 grey, as set_theme makes it; matplotlib's
+    bar error bars and scikit-posthocs' diagram draw in "k"), for the drawing inside; the rcParams and
+    matplotlib's colour codes are restored afterwards, whatever happens."""
+    from matplotlib import colors
+
+    codes = colors.get_named_colors_mapping()
+    saved = {c: codes[c] for c in "bgrmyck"}
+    with matplotlib.style.context(["default", THEME]):
+        sns.set_color_codes("deep")
+        colors.colorConverter.cache.clear()  # conversions cached under matplotlib's codes
+        try:
+            yield
+        finally:
+            codes.update(saved)
+            colors.colorConverter.cache.clear()  # conversions cached under seaborn's codes
+
+
 def themed(fn):
-    """Draw ``fn``'s figure in ``THEME``; the rcParams are restored afterwards, whatever happens."""
+    """Draw ``fn``'s figure in ``theme()``."""
     @functools.wraps(fn)
     def drawn(*args, **kwargs):
-        with matplotlib.style.context(["default", THEME]):
+        with theme():
             return fn(*args, **kwargs)
 
     return drawn

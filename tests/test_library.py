@@ -122,12 +122,13 @@ def test_the_readme_library_example_runs_as_written(tmp_path):
 
 
 RC_CHECK = """
-import matplotlib, sys
-before = dict(matplotlib.rcParams)
+import matplotlib, matplotlib.colors as colors, sys
+state = lambda: {**matplotlib.rcParams, **{"code " + c: colors.to_rgb(c) for c in "bgrmyck"}}
+before = state()
 from suite.reports import figures
-after_import = dict(matplotlib.rcParams)
+after_import = state()
 figures._nothing(__import__("pathlib").Path(sys.argv[1]), "nothing to draw")
-after_drawing = dict(matplotlib.rcParams)
+after_drawing = state()
 changed = lambda d: sorted(k for k in before if before[k] != d[k])
 print(changed(after_import), changed(after_drawing))
 """
@@ -150,10 +151,11 @@ def test_figures_are_drawn_in_the_suites_theme(tmp_path):
 
     @figures.themed
     def probe():
-        seen.update(matplotlib.rcParams)
+        seen.update(matplotlib.rcParams, k=matplotlib.colors.to_rgb("k"))
 
     with matplotlib.rc_context({"axes.facecolor": "black", "axes.titley": 0.5}):
         probe()
         assert matplotlib.rcParams["axes.facecolor"] == "black"  # the user's, back after drawing
     assert seen["axes.facecolor"] == "white" and seen["axes.grid"] and seen["axes.titley"] == 1.0
     assert seen["font.size"] == pytest.approx(12 * 0.9)  # seaborn's notebook context at font_scale 0.9
+    assert seen["k"] == pytest.approx((0.1, 0.1, 0.1)) and matplotlib.colors.to_rgb("k") == (0, 0, 0)
