@@ -31,8 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from cycler import cycler
-from matplotlib import ticker
+from matplotlib import cycler, ticker
 
 from suite.reports import stats
 from suite.reports.data import Group, Run
