@@ -75,6 +75,8 @@ def test_spectra_and_profiles_tables_hold_every_stored_value(store):
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_exported_files_read_back_as_the_tables(store, tmp_path, fmt):
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")  # the [parquet] extra
     res = cli("export", "--db", str(store), "--out", str(tmp_path), "--format", fmt)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == [str(tmp_path / f"{t}.{fmt}") for t in EXPORT_TABLES]
