@@ -143,7 +143,10 @@ def _iqm_note(agg: stats.Aggregate) -> str:
 
 def tuning(trials: list[Run], out: Path, colors: dict) -> list[dict]:
     """Per protocol: the search figure (validation metric against lr, per model) and the chosen settings."""
-    from suite.reports import figures
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from suite.reports.render import slug
 
     rows = []
     for r in trials:
@@ -158,49 +161,38 @@ def tuning(trials: list[Run], out: Path, colors: dict) -> list[dict]:
     sections = []
     if df.empty:
         return sections
-    with figures.theme():  # the report's style, inside its drawing only
-        for task, d in df.groupby("task", sort=True):
-            sections.append(_tuning_section(task, d, out, colors))
+    for task, d in df.groupby("task", sort=True):
+        chosen = []
+        for (model, search), g in d.groupby(["model", "search"], sort=True):
+            done = g[(g["status"] == "finished") & g["best_val"].notna()]
+            pick = None
+            if len(done):
+                higher = bool(done["higher"].iloc[0])
+                pick = done.loc[done["best_val"].idxmax() if higher else done["best_val"].idxmin()]
+            chosen.append({"model": model, "search": search, "trials": len(g),
+                           "finished": int((g["status"] == "finished").sum()),
+                           "pruned": int((g["status"] == "pruned").sum()), "steps": int(g["steps"].max()),
+                           "optimizer": pick["optimizer"] if pick is not None else "—",
+                           "lr": f"{pick['lr']:.3g}" if pick is not None else "—",
+                           "orth_lr": f"{pick['orth_lr']:.3g}" if pick is not None else "—",
+                           "best_val": f"{pick['best_val']:.4g}" if pick is not None else "—",
+                           "_run": pick["run_id"] if pick is not None else None})
+        scored = d[d["best_val"].notna()]
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        if len(scored):
+            palette = {m: colors.get(m, (0.3, 0.3, 0.3)) for m in scored["model"].unique()}
+            sns.scatterplot(data=scored, x="lr", y="best_val", hue="model", style="optimizer", palette=palette,
+                            ax=ax, s=40)
+            picks = scored[scored["run_id"].isin([c["_run"] for c in chosen])]
+            ax.scatter(picks["lr"], picks["best_val"], s=160, facecolors="none", edgecolors="black", lw=1.2,
+                       label="chosen")
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        metric = d["metric"].dropna().iloc[0] if d["metric"].notna().any() else "metric"
+        ax.set(xscale="log", xlabel="lr (log)", ylabel=f"best validation {metric}",
+               title=f"{task}: tuning trials (ringed: the chosen setting)")
+        fig.tight_layout()
+        name = f"tuning-{slug(task)}.png"
+        fig.savefig(out / name, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        sections.append({"task": task, "figure": name, "chosen": chosen, "metric": metric})
     return sections
-
-
-def _tuning_section(task: str, d: pd.DataFrame, out: Path, colors: dict) -> dict:
-    """One protocol's tuning figure and chosen settings."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from suite.reports.render import slug
-
-    chosen = []
-    for (model, search), g in d.groupby(["model", "search"], sort=True):
-        done = g[(g["status"] == "finished") & g["best_val"].notna()]
-        pick = None
-        if len(done):
-            higher = bool(done["higher"].iloc[0])
-            pick = done.loc[done["best_val"].idxmax() if higher else done["best_val"].idxmin()]
-        chosen.append({"model": model, "search": search, "trials": len(g),
-                       "finished": int((g["status"] == "finished").sum()),
-                       "pruned": int((g["status"] == "pruned").sum()), "steps": int(g["steps"].max()),
-                       "optimizer": pick["optimizer"] if pick is not None else "—",
-                       "lr": f"{pick['lr']:.3g}" if pick is not None else "—",
-                       "orth_lr": f"{pick['orth_lr']:.3g}" if pick is not None else "—",
-                       "best_val": f"{pick['best_val']:.4g}" if pick is not None else "—",
-                       "_run": pick["run_id"] if pick is not None else None})
-    scored = d[d["best_val"].notna()]
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    if len(scored):
-        palette = {m: colors.get(m, (0.3, 0.3, 0.3)) for m in scored["model"].unique()}
-        sns.scatterplot(data=scored, x="lr", y="best_val", hue="model", style="optimizer", palette=palette,
-                        ax=ax, s=40)
-        picks = scored[scored["run_id"].isin([c["_run"] for c in chosen])]
-        ax.scatter(picks["lr"], picks["best_val"], s=160, facecolors="none", edgecolors="black", lw=1.2,
-                   label="chosen")
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    metric = d["metric"].dropna().iloc[0] if d["metric"].notna().any() else "metric"
-    ax.set(xscale="log", xlabel="lr (log)", ylabel=f"best validation {metric}",
-           title=f"{task}: tuning trials (ringed: the chosen setting)")
-    fig.tight_layout()
-    name = f"tuning-{slug(task)}.png"
-    fig.savefig(out / name, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return {"task": task, "figure": name, "chosen": chosen, "metric": metric}

@@ -247,7 +247,8 @@ def _render(db: Path, runs: list, out: Path, final: Path, owned: dict[str, str])
     try:
         if trials_error:
             raise trials_error
-        tuning = comparison.tuning(trials, out, colors)
+        with figures.theme():  # the report's style, inside its drawing only (figures.theme)
+            tuning = comparison.tuning(trials, out, colors)
     except Exception as e:
         figures.plt.close("all")
         tuning = [{"error": _why(e)}]
