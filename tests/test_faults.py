@@ -559,8 +559,9 @@ def test_the_report_manifest_is_trusted_only_for_files_whose_content_it_recorded
     assert "thesis.tex" in names and _sha(out / "adding-spectra.png") == annotated  # not the suite's: kept
     assert not any(n.startswith("adding-") and n != "adding-spectra.png" for n in names)  # its own stale ones: gone
     assert _sha(db) == db_before and "copying-spectra.png" in names
+    # recorded: exactly what this report wrote (its figures, the one-protocol IQM aggregate, the page)
     assert set(json.loads((out / ".suite-report.json").read_text())["files"]) == {
-        n for n in names if n.startswith("copying-") or n == "index.html"}
+        n for n in names if n.startswith(("copying-", "aggregate-")) or n == "index.html"}
 
 
 @pytest.mark.parametrize("link", ["to-a-file", "dangling"])
