@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from suite import papers
-from suite.contract import GroupSpec
+from suite.contract import GroupSpec, require_update
 from suite.errors import check_choice, check_range
 from suite.models.engine import RecurrentNet, Transition
 from suite.models.urnn import RestrictedUnitary, uniform_inits
@@ -109,6 +109,19 @@ class FullUnitary(Transition):
 class FullCapacityNet(RecurrentNet):
     GROUPS = {"default": GroupSpec(),
               "orthogonal": GroupSpec(base="orthogonal", update=CayleyUnitary, optimizers=("sgd", "rmsprop"))}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._guard()
+
+    def _guard(self) -> None:
+        """Only CayleyUnitary may step W: any other optimizer would move it off U(n) silently."""
+        for W in self.parameter_groups()["orthogonal"]:
+            require_update(W, CayleyUnitary, "fcurnn")
+
+    def forward(self, x):
+        self._guard()  # again: a deep copy or an unpickled model has fresh parameter objects
+        return super().forward(x)
 
     def double(self):  # nn.Module.double() leaves complex parameters (W) at complex64
         return self._apply(lambda t: t.to(torch.complex128) if t.is_complex() else

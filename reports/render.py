@@ -278,7 +278,8 @@ def _tuning(trials: list, trials_error: Exception | None, out: Path, colors: dic
     try:
         if trials_error:
             raise trials_error
-        return comparison.tuning(trials, out, colors)
+        with figures.theme():  # the report's style, inside its drawing only (figures.theme)
+            return comparison.tuning(trials, out, colors)
     except Exception as e:
         figures.plt.close("all")
         return [{"error": _why(e)}]

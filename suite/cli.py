@@ -230,9 +230,12 @@ def cmd_run(args) -> int:
         return 0
     if Path(args.db).exists():  # a damaged or foreign store is refused before any work
         _open_store(args.db).close()
+    tracking = _tracking(args)  # a tracker that is not installed is refused before any work
     configs = plan(args)
     if args.tuned:
         configs = _tuned(configs, args.db)
+    if tracking is not None:
+        tracking.prepare()
     if args.force:
         _refuse_held(configs, args.db)
     executor = from_args(args, len(configs))
@@ -240,7 +243,7 @@ def cmd_run(args) -> int:
           f"{len({c.task for c in configs})} tasks x {len({c.seed for c in configs})} seeds), "
           f"scale {args.scale}, {executor.describe()}, store {args.db}", file=sys.stderr)
     try:
-        outcomes = run_all(configs, args.db, args.device, args.force, executor=executor)
+        outcomes = run_all(configs, args.db, args.device, args.force, executor=executor, tracking=tracking)
     except KeyboardInterrupt:
         return _stopped("every committed metric is in the store; run the same command to resume")
     counts: dict[str, int] = {}
@@ -271,6 +274,17 @@ def cmd_run(args) -> int:
             return 1
         print(f"report: {index}", file=sys.stderr)
     return code
+
+
+def _tracking(args):
+    """--log/--log-dir as a Tracking (None without --log); its packages are checked here."""
+    from suite.tracking import Tracking
+
+    if args.log is None:
+        if args.log_dir is not None:
+            raise ConfigError("--log-dir needs --log tensorboard and/or mlflow")
+        return None
+    return Tracking.parse(args.log, args.log_dir or str(Path(args.db).parent / "tracking"))
 
 
 def _refuse_held(configs, db: str) -> None:
@@ -491,6 +505,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="rerun finished runs from scratch")
     run.add_argument("--workers", type=int, help="parallel processes (default: 2 on a multi-core CPU)")
     add_executor_arguments(run)
+    run.add_argument("--log", metavar="TRACKERS", help="also stream every run's metrics to tensorboard, mlflow or "
+                     "both (tensorboard,mlflow), tagged with run id, model, task, protocol and seed; needs the "
+                     "extra of the same name, e.g. pip install 'ortho-rnn-suite[tensorboard]'")
+    run.add_argument("--log-dir", help="where the trackers write (default: tracking/ next to the store; MLflow: "
+                     "$MLFLOW_TRACKING_URI when set)")
     run.add_argument("--no-report", action="store_true", help="skip writing the HTML report")
     run.add_argument("--report-dir", default=None, help="report folder (default: next to the store)")
     run.add_argument("--dry-run", action="store_true", help="print the plan (protocol x model, the source of "
@@ -526,8 +545,10 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--trials", action="store_true", help="list the tuning trials instead of the runs")
     show.set_defaults(fn=cmd_show)
 
-    ex = sub.add_parser("export", help="runs and metrics to CSV or Parquet")
-    ex.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    ex = sub.add_parser("export", help="runs, metrics, spectra and gradient profiles to CSV or Parquet "
+                        "(docs/results.md lists every column)")
+    ex.add_argument("--format", default="csv", choices=["csv", "parquet"],
+                    help="csv (default), or parquet (needs pyarrow: pip install 'ortho-rnn-suite[parquet]')")
     ex.add_argument("--out", default="results/export")
     ex.add_argument("--db", default=DEFAULT_DB)
     ex.add_argument("--weights", metavar="DIR", help="also write each finished run's model weights at its best "
@@ -559,6 +580,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # figures are files: no display backend unless the user chose one (set before matplotlib is imported;
+    # pool workers inherit it)
+    os.environ.setdefault("MPLBACKEND", "Agg")
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv or ["run"])
     if args.command is None:

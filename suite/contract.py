@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from suite.errors import check_choice
+from suite.errors import SuiteError, check_choice
 
 OUTPUTS = ("last", "sequence")
 CONSTRAINTS = ("orthogonal", "unitary", "stable", None)
@@ -74,6 +74,42 @@ class GroupSpec:
     weight_decay: float = 0.0
     update: type | None = None
     optimizers: tuple[str, ...] | None = None
+
+
+class UpdateRuleError(SuiteError, TypeError):
+    """A parameter with an update rule of its own was about to be stepped by another optimizer."""
+
+
+_RULE = "_suite_update"  # on a guarded parameter: (the optimizer class that must step it, whose it is)
+_guard: list = []  # the handle of the process-wide optimizer step pre-hook, once installed
+
+
+def require_update(param: nn.Parameter, update: type, owner: str) -> None:
+    """Let only an optimizer of class ``update`` step ``param``: any other optimizer's ``step()``
+    raises UpdateRuleError before it changes anything. For a parameter that a generic optimizer would
+    silently move off its manifold (the full-capacity uRNN's W on U(n)): a user's own loop with
+    ``torch.optim.RMSprop(model.parameters())`` fails at its first step instead of training a model that
+    is no longer unitary. Checked by one process-wide step pre-hook (installed on first use; a loop over
+    each stepped optimizer's parameters, nothing else)."""
+    setattr(param, _RULE, (update, owner))
+    if not _guard:
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+        _guard.append(register_optimizer_step_pre_hook(_check_update))
+
+
+def _check_update(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            rule = getattr(p, _RULE, None)
+            if rule is not None and not isinstance(optimizer, rule[0]):
+                update, owner = rule
+                raise UpdateRuleError(
+                    f"{type(optimizer).__module__}.{type(optimizer).__name__} was about to step {owner}'s "
+                    f"parameter of shape {tuple(p.shape)}, which only its own update {update.__name__} keeps on "
+                    f"its manifold (a generic step leaves it); nothing was changed. Build the optimizers with "
+                    f"suite.make_optimizers(model, lr=..., orth_lr=...): it gives that parameter its "
+                    f"{update.__name__} and every other parameter a generic optimizer")
 
 
 class RecurrentModel(nn.Module, abc.ABC):

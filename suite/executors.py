@@ -158,10 +158,12 @@ def cost(config) -> float:
 
 
 def run_all(configs, db: str, device: str = "auto", force: bool = False, workers: int | None = None,
-            stop=None, executor: Executor | None = None) -> list:
+            stop=None, executor: Executor | None = None, tracking=None) -> list:
     """Train every config into the store at ``db``; the Outcomes in the order runs end. ``stop`` is passed
-    to ``execute`` (a tuning search's pruning hook). Ctrl-C: every running run commits its checkpoint and
-    is marked ``interrupted``, then KeyboardInterrupt propagates; a second Ctrl-C stops at once."""
+    to ``execute`` (a tuning search's pruning hook). ``tracking``: a ``suite.tracking.Tracking`` whose
+    trackers every run streams its committed metrics to, from whichever process trains it. Ctrl-C: every
+    running run commits its checkpoint and is marked ``interrupted``, then KeyboardInterrupt propagates;
+    a second Ctrl-C stops at once."""
     from tqdm.auto import tqdm
 
     executor = executor or Executor(workers=workers or 1)
@@ -170,6 +172,8 @@ def run_all(configs, db: str, device: str = "auto", force: bool = False, workers
     device = executor.run_device(device)
     configs = sorted(configs, key=cost, reverse=True)
     kw = {} if stop is None else {"stop": stop}
+    if tracking is not None and tracking.kinds:
+        kw["tracking"] = tracking
     outcomes = []
     bar = tqdm(total=len(configs), desc="runs", unit="run", dynamic_ncols=True)
 
@@ -190,11 +194,22 @@ def run_all(configs, db: str, device: str = "auto", force: bool = False, workers
     return outcomes
 
 
+def _execute(config, store, device: str, force: bool, progress: bool, kw: dict):
+    """``suite.runner.execute``, its commits streamed to the trackers of ``kw["tracking"]`` if any."""
+    from suite.runner import execute
+
+    kw = dict(kw)
+    tracking = kw.pop("tracking", None)
+    if tracking is None:
+        return execute(config, store, device=device, force=force, progress=progress, **kw)
+    with tracking.session(store, config) as tracked:
+        return execute(config, tracked, device=device, force=force, progress=progress, **kw)
+
+
 # ---- local: this process -------------------------------------------------------------------------
 def _run_here(configs, db, device, force, executor, kw, done, bar) -> None:
     import torch
 
-    from suite.runner import execute
     from suite.store import Store
 
     threads, before = executor.torch_threads(), torch.get_num_threads()
@@ -204,7 +219,7 @@ def _run_here(configs, db, device, force, executor, kw, done, bar) -> None:
     try:
         for c in configs:
             bar.set_postfix_str(f"{c.model}/{c.task}/s{c.seed}")
-            done(execute(c, store, device=device, force=force, progress=True, **kw))
+            done(_execute(c, store, device, force, True, kw))
     finally:
         store.close()
         torch.set_num_threads(before)
@@ -289,7 +304,7 @@ def _worker(job):
 
 
 def _job(job):
-    from suite.runner import Outcome, execute
+    from suite.runner import Outcome
     from suite.store import Store
 
     config, db, device, force, kw = job
@@ -299,7 +314,7 @@ def _job(job):
             return Outcome(config.run_id, "interrupted")
         store = Store(db)
         try:
-            return execute(config, store, device=device, force=force, progress=False, **kw)
+            return _execute(config, store, device, force, False, kw)
         finally:
             store.close()
     except KeyboardInterrupt:  # execute has committed the checkpoint and marked the run interrupted
@@ -515,11 +530,10 @@ def _ray_run(config, device: str, force: bool, threads: int, mailbox, driver: st
     import ray
     import torch
 
-    from suite.runner import execute
 
     torch.set_num_threads(threads)
     store = RemoteStore(mailbox, owner=f"{driver}/ray:{ray.get_runtime_context().get_task_id()}")
-    return execute(config, store, device=device, force=force, progress=False, **kw)
+    return _execute(config, store, device, force, False, kw)
 
 
 def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable) -> None:

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import torch
 
-from suite.config import OPTIMIZERS, PRECISIONS, RunConfig
+from suite.config import PRECISIONS, RunConfig
 from suite.contract import RecurrentModel, orthogonality_error
 from suite.errors import ConfigError, SuiteError
 from suite.memory import keep_freed_memory, release_freed_memory
+from suite.optim import group_settings, make_optimizers  # noqa: F401  (group_settings: re-exported)
 from suite.recorder import Recorder
 from suite.registry import TASKS, create_model, create_task
 from suite.seeding import seeded
@@ -103,55 +104,6 @@ def validate(config: RunConfig, device: torch.device | None = None) -> None:
     make_optimizers(model, config)  # group names and per-group optimizer choices
     if device is not None:
         model.check(device)
-
-
-def group_settings(model: RecurrentModel, config: RunConfig, group: str) -> dict:
-    """A group's optimizer, lr and weight decay: ``<setting>.<group>`` from presets or --set, else the
-    model's own default for the group (its paper's), else the run settings of the group's base."""
-    spec = model.group_spec(group)
-    out = {}
-    for setting in ("optimizer", "lr", "weight_decay"):
-        value = config.group_setting(setting, group)
-        if value is None:
-            value = getattr(spec, setting)
-        if value is None:
-            value = config.group_setting(setting, spec.base)
-        out[setting] = value
-    if spec.optimizers is not None and out["optimizer"] not in spec.optimizers:
-        raise ConfigError(f"invalid optimizer {out['optimizer']!r} for {config.model}'s parameter group {group!r}; "
-                          f"valid: {', '.join(map(repr, spec.optimizers))}")
-    return out
-
-
-def make_optimizers(model: RecurrentModel, config: RunConfig) -> list[torch.optim.Optimizer]:
-    """One optimizer per non-empty parameter group: "default" first, then the others in
-    ``parameter_groups()`` order (the order checkpoints store them in)."""
-    def make(kind, params, lr, weight_decay):
-        if kind == "rmsprop":
-            return torch.optim.RMSprop(params, lr=lr, alpha=config.rmsprop_alpha, weight_decay=weight_decay)
-        if kind == "adam":
-            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-        if kind == "adamw":  # decoupled weight decay (the LRU paper's optimizer)
-            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-        if kind == "adagrad":
-            return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
-        if kind == "sgd":
-            return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
-        raise ConfigError(f"invalid optimizer {kind!r}; valid: {', '.join(OPTIMIZERS)}")
-
-    opts = []
-    groups = model.parameter_groups()
-    for group in sorted(groups, key=lambda g: g != "default"):
-        params = groups[group]
-        if not params:
-            continue
-        s = group_settings(model, config, group)
-        update = model.group_spec(group).update
-        if update is not None:
-            opts.append(update(params, lr=s["lr"], precondition=s["optimizer"], alpha=config.rmsprop_alpha))
-        else:
-            opts.append(make(s["optimizer"], params, s["lr"], s["weight_decay"]))
-    return opts
 
 
 def train_step(model: RecurrentModel, opts: list[torch.optim.Optimizer], task, x: torch.Tensor,

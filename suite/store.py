@@ -608,38 +608,45 @@ class Store(Recorder):
         self.checkpoint_files.prune(run_id, keep, best)
 
     # ---- export ----------------------------------------------------------------------------------
-    def dataframes(self):
-        """(runs, metrics) as pandas DataFrames; config and summary fields flattened into columns."""
+    def dataframes(self) -> dict:
+        """The store as pandas DataFrames, one per exported table (docs/results.md, "Exports"):
+
+        - ``runs``: one row per run; its protocol's label; config, options, environment, task info and
+          summary flattened into columns (``config.lr``, ``model.rho``, ``task.T``, ``env.torch``,
+          ``summary.best_val``), a nested value kept as a JSON string;
+        - ``metrics``: run_id, step, name, value (long format);
+        - ``spectra``: run_id, step, index, real, imag (one eigenvalue of W a row);
+        - ``profiles``: run_id, step, t, grad_norm (||dL/dh_t||, one time step a row)."""
         import pandas as pd
 
         runs = self.runs()
-        flat = []
-        for r in runs:
-            row = {k: v for k, v in r.items() if k not in ("config", "env", "summary", "task_info", "damaged")}
-            row.update({f"config.{k}": json.dumps(v) if isinstance(v, (dict, list)) else v
-                        for k, v in (r["config"] or {}).items()})
-            row.update({f"summary.{k}": v for k, v in (r["summary"] or {}).items()
-                        if not isinstance(v, (dict, list))})
-            row["env"] = json.dumps(r["env"]) if r["env"] else None
-            if r.get("damaged"):
-                row["damaged"] = "; ".join(r["damaged"])
-            flat.append(row)
+        flat = [_flat_run(r) for r in runs]
+        ids = [r["run_id"] for r in runs]
         metrics = pd.DataFrame(self.metrics(), columns=["run_id", "step", "name", "value"])
-        return pd.DataFrame(flat), metrics
+        spectra = pd.DataFrame(
+            [(run_id, step, i, ev[0], ev[1]) for run_id in ids for step, evs in self.spectra(run_id)
+             for i, ev in enumerate(evs)], columns=["run_id", "step", "index", "real", "imag"])
+        profiles = pd.DataFrame(
+            [(run_id, step, t, g) for run_id in ids for step, norms in self.profiles(run_id)
+             for t, g in enumerate(norms, start=1)], columns=["run_id", "step", "t", "grad_norm"])
+        return {"runs": _uniform(pd.DataFrame(flat)), "metrics": metrics, "spectra": spectra, "profiles": profiles}
 
     def export(self, out_dir: str | os.PathLike, fmt: str) -> list[Path]:
-        """Write runs and metrics as ``fmt`` into ``out_dir``: each file complete or not there (written
-        aside, then renamed into place), never over a file or through a symlink the suite did not
-        write (suite.outputs)."""
+        """Write every table of ``dataframes`` as ``fmt`` into ``out_dir``: each file complete or not
+        there (written aside, then renamed into place), never over a file or through a symlink the
+        suite did not write (suite.outputs). Parquet needs pyarrow (the ``parquet`` extra): without it
+        this raises before the store is read or anything is written."""
         from suite import outputs
         from suite.errors import check_choice
 
-        check_choice("format", fmt, ("csv", "parquet"))
+        check_choice("format", fmt, EXPORT_FORMATS)
+        if fmt == "parquet":
+            require_parquet()
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
             raise StoreError(f"export folder {out} is a file; pass --out with a folder")
         tables = self.dataframes()  # the store first: a store that cannot be read changes nothing on disk
-        names = [f"{name}.{fmt}" for name in ("runs", "metrics")]
+        names = [f"{name}.{fmt}" for name in EXPORT_TABLES]
 
         def refuse(clash: list[str]) -> StoreError:
             return StoreError(f"{out} holds {', '.join(clash)}, not written by `suite export`; it never "
@@ -652,7 +659,8 @@ class Store(Recorder):
             raise refuse(clash)
         staging = outputs.stage(out)
         try:
-            for name, df in zip(names, tables):
+            for name, table in zip(names, EXPORT_TABLES):
+                df = tables[table]
                 if fmt == "csv":
                     df.to_csv(staging / name, index=False)
                 else:
@@ -663,6 +671,69 @@ class Store(Recorder):
             raise
         written = outputs.publish(staging, out, EXPORT_MANIFEST, mine, refuse=refuse)
         return [p for n in names for p in written if p.name == n]
+
+
+EXPORT_FORMATS = ("csv", "parquet")
+EXPORT_TABLES = ("runs", "metrics", "spectra", "profiles")
+PARQUET_EXTRA = "pip install 'ortho-rnn-suite[parquet]'"
+# The runs table's columns before the flattened ones, in this order (docs/results.md lists them all).
+_RUN_COLUMNS = ("run_id", "protocol", "model", "task", "seed", "kind", "study", "status", "step", "total_steps",
+                "config_hash", "params_total", "params_recurrent", "owner", "heartbeat", "created", "updated",
+                "error")
+
+
+def require_parquet() -> None:
+    """pyarrow, or a clear error naming the extra and the CSV alternative."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise StoreError(f"--format parquet needs pyarrow, which is not installed here: {PARQUET_EXTRA}; "
+                         "or export CSV (--format csv, the default), which needs nothing more") from None
+
+
+def _flat(prefix: str, d: dict | None) -> dict:
+    """``{prefix}.{key}`` columns; a nested value (a list, a dict) as a JSON string."""
+    return {f"{prefix}.{k}": json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v
+            for k, v in (d or {}).items()}
+
+
+def _flat_run(r: dict) -> dict:
+    """One runs row with its JSON fields flattened into columns (docs/results.md, "Exports")."""
+    config = dict(r["config"] or {})
+    row = {k: r.get(k) for k in _RUN_COLUMNS if k != "protocol"}
+    row["protocol"] = _protocol_label(r) if config else None
+    options = {name: config.pop(name, None) or {} for name in ("model_options", "task_options", "group_options")}
+    row.update(_flat("config", {k: v for k, v in config.items() if k not in ("model", "task", "seed")}))
+    row.update(_flat("config", options["group_options"]))  # config.lr.upper: a parameter group's setting
+    row.update(_flat("model", options["model_options"]))
+    row.update(_flat("task", options["task_options"]))
+    row.update(_flat("env", r["env"]))
+    row.update(_flat("task_info", r["task_info"]))
+    row.update(_flat("summary", r["summary"]))
+    if r.get("damaged"):
+        row["damaged"] = "; ".join(r["damaged"])
+    return {k: row[k] for k in ("run_id", "protocol", *row) if k in row}
+
+
+def _uniform(df):
+    """A column whose values are of mixed kinds (a number for one run, text for another) as text, so
+    every column has one type (Parquet needs it; CSV reads back the same)."""
+    for col in [c for c in df.columns if df[c].dtype == "object"]:
+        kinds = {type(v) for v in df[col] if v is not None and v == v}
+        if len(kinds) > 1 and kinds != {int, float}:
+            df[col] = [v if v is None or v != v or isinstance(v, str) else json.dumps(v) for v in df[col]]
+    return df
+
+
+def _protocol_label(r: dict) -> str | None:
+    """The run's protocol: its name, or ``<task>-<6 hex digits>`` for one the suite does not name (the
+    report's labels, computed from the stored config alone)."""
+    from suite.reports.data import protocol_of
+
+    try:
+        return protocol_of({"task": r["task"], **r["config"]}).label
+    except Exception:  # a config this suite cannot read as a protocol: the column stays empty
+        return None
 
 
 EXPORT_MANIFEST = ".suite-export.json"

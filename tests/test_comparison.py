@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from suite.config import RunConfig
+from suite.errors import ConfigError
 from suite.reports.render import render_report
 from suite.runner import execute
 from suite.store import Store
@@ -172,7 +173,12 @@ def test_figures_are_redrawn_only_when_their_data_change(store3, tmp_path):
     assert {n for n in redrawn if n.startswith("copying")} == {n for n in first if n.startswith("copying")}
     assert not any(n.startswith("adding") for n in redrawn)
     assert "aggregate-cd.png" in redrawn and "aggregate-iqm.png" in redrawn
-    # a PNG that is ours but damaged is drawn again
+    # a PNG whose bytes are no longer what the report wrote is someone else's now: kept, never overwritten;
+    # once it is gone, the figure is drawn again
     (out / "adding-spectra.png").write_bytes(b"not a png")
+    with pytest.raises(ConfigError, match="adding-spectra.png"):
+        render_report(db, out)
+    assert (out / "adding-spectra.png").read_bytes() == b"not a png"
+    (out / "adding-spectra.png").unlink()
     render_report(db, out)
     assert (out / "adding-spectra.png").read_bytes()[:4] == b"\x89PNG"

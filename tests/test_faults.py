@@ -559,6 +559,7 @@ def test_the_report_manifest_is_trusted_only_for_files_whose_content_it_recorded
     assert "thesis.tex" in names and _sha(out / "adding-spectra.png") == annotated  # not the suite's: kept
     assert not any(n.startswith("adding-") and n != "adding-spectra.png" for n in names)  # its own stale ones: gone
     assert _sha(db) == db_before and "copying-spectra.png" in names
+    # recorded: exactly what this report wrote (its figures, the one-protocol IQM aggregate, the page)
     assert set(json.loads((out / ".suite-report.json").read_text())["files"]) == {
         n for n in names if n.startswith(("copying-", "aggregate-")) or n == "index.html"}
 
@@ -582,7 +583,7 @@ def test_a_killed_export_leaves_no_partial_table(tmp_path, small):
     out = tmp_path / "e"
     assert cli("export", "--db", str(small), "--out", str(out)).returncode == 0
     before = {p.name: _sha(p) for p in out.iterdir()}
-    for n in (1, 2):  # killed after writing the first table, and after both (before they are moved into place)
+    for n in (1, 4):  # killed after writing the first table, and after all four (before they are moved into place)
         res = cli("export", "--db", str(small), "--out", str(out), env={"SUITE_FAULT": f"export:{n}"})
         assert res.returncode == -signal.SIGKILL
         assert {p.name: _sha(p) for p in out.iterdir() if p.is_file()} == before  # the last export, whole
@@ -592,7 +593,8 @@ def test_a_killed_export_leaves_no_partial_table(tmp_path, small):
     res = cli("export", "--db", str(small), "--out", str(fresh))
     assert res.returncode == 0, res.stderr
     # the killed export's staging folder is gone too
-    assert sorted(p.name for p in fresh.iterdir()) == [".suite-export.json", "metrics.csv", "runs.csv"]
+    assert sorted(p.name for p in fresh.iterdir()) == [".suite-export.json", "metrics.csv", "profiles.csv",
+                                                        "runs.csv", "spectra.csv"]
     con = sqlite3.connect(small)
     n = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
     con.close()
