@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -335,10 +336,11 @@ def threading_main() -> bool:
 
 # ---- one run ------------------------------------------------------------------------------------
 def execute(config: RunConfig, store: Store, device: str = "auto", force: bool = False,
-            progress: bool = False, stop=None) -> Outcome:
+            progress: Callable[[str, int, dict], None] | None = None, stop=None) -> Outcome:
     """Train ``config`` into ``store``. ``stop(config, step, val)``, called after every evaluation
     with the validation scores, may end the run early: it is then recorded as ``pruned`` (a tuning
-    search's pruner uses this)."""
+    search's pruner uses this). ``progress(event, step, values)`` hears of the run's start, steps and
+    evaluations (``suite.progress``)."""
     run_id = config.run_id
     dev = resolve_device(device)
     check_precision(config.precision, dev)  # refused before the run is claimed
@@ -367,7 +369,7 @@ def execute(config: RunConfig, store: Store, device: str = "auto", force: bool =
         return Outcome(run_id, "failed", error=f"{type(e).__name__}: {e}")
 
 
-def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progress: bool, stop=None) -> Outcome:
+def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progress, stop=None) -> Outcome:
     run_id = config.run_id
     keep_freed_memory()  # the steps reuse their buffers' pages (suite.memory)
     release_freed_memory()  # what earlier runs of this process freed: this run's peak memory is its own
@@ -429,12 +431,8 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
         commit(0, env=environment(dev), task_info=task_info(config.task, task), params_total=model.parameter_count(),
                params_recurrent=model.recurrent_parameter_count())
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.steps, initial=start, desc=f"{config.model}/{config.task}",
-                   leave=False, dynamic_ncols=True)
+    note = progress or (lambda event, step, values: None)
+    note("start", start, {"total": config.steps})
     last_beat = time.time()
     step = start
     with _Interrupt() as interrupt:
@@ -447,25 +445,22 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
             state["train_time"] += time.perf_counter() - t0
             records.metrics.append((step, "train/loss", value))
             records.metrics.append((step, "train/time", state["train_time"]))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+            note("step", step, {"loss": value})
 
             if not math.isfinite(value):
                 state["wall_time"] += time.perf_counter() - session_start
                 store.commit(run_id, step, records, status="diverged", owner=None,
                              summary=summarize(store, run_id, config, state, diverged_at=step))
-                _close(bar)
                 return Outcome(run_id, "diverged", store.run(run_id)["summary"])
 
             if step % config.eval_every == 0 or step == config.steps:
                 state["evals"] += 1
                 record_eval(step)
+                note("eval", step, {"loss": value, **{f"val/{k}": v for k, v in val.items()}})
                 state["wall_time"] += time.perf_counter() - session_start
                 session_start = time.perf_counter()
                 commit(step)
                 if stop is not None and step < config.steps and stop(config, step, dict(val)):
-                    _close(bar)
                     summary = summarize(store, run_id, config, state)
                     store.update(run_id, status="pruned", owner=None, summary=summary)
                     return Outcome(run_id, "pruned", summary)
@@ -479,17 +474,10 @@ def _train(config: RunConfig, store: Store, dev: torch.device, start: int, progr
             if interrupt.requested and step < config.steps:
                 state["wall_time"] += time.perf_counter() - session_start
                 commit(step, release=True, status="interrupted")
-                _close(bar)
                 raise KeyboardInterrupt
-    _close(bar)
     summary = summarize(store, run_id, config, state)
     store.update(run_id, status="finished", owner=None, summary=summary)
     return Outcome(run_id, "finished", summary)
-
-
-def _close(bar) -> None:
-    if bar is not None:
-        bar.close()
 
 
 def summarize(store: Store, run_id: str, config: RunConfig, state: dict,
