@@ -297,9 +297,11 @@ def cmd_run(args) -> int:
 
     executor = from_args(args, len(configs))
     if verbosity() > QUIET:
+        points = len(sweep(args.set or []))
         print(f"{len(configs)} runs ({len({c.model for c in configs})} models x "
-              f"{len({c.task for c in configs})} tasks x {len({c.seed for c in configs})} seeds), "
-              f"scale {args.scale}, {executor.describe()}, store {args.db}", file=sys.stderr)
+              f"{len({c.task for c in configs})} tasks x {len({c.seed for c in configs})} seeds"
+              f"{f' x {points} points of the sweep' if points > 1 else ''}), scale {args.scale}, "
+              f"{executor.describe()}, store {args.db}", file=sys.stderr)
     progress = Progress(configs)
     try:
         outcomes = run_all(configs, args.db, args.device, args.force, executor=executor, progress=progress)
@@ -384,6 +386,10 @@ def cmd_tune(args) -> int:
     from suite.tune import TUNE_SEED, Space, parse_range, study_name, tune
 
     resolve_device(args.device)
+    swept = [item for item in args.set or [] if len(_split_values(item.partition("=")[2])) > 1]
+    if swept:  # the points would share one study (named by model and protocol) and so one budget
+        raise ConfigError(f"suite tune takes one value per --set key, not a sweep ({', '.join(swept)}): run one "
+                          "`suite tune` per value, then `suite run --tuned` per value")
     args.seeds = str(TUNE_SEED)
     bases = plan(args)
     space = Space(lr=parse_range("lr", args.lr), orth_lr=parse_range("orth-lr", args.orth_lr))
@@ -648,7 +654,8 @@ def parser() -> argparse.ArgumentParser:
     tu.add_argument("--protocols", help="comma-separated protocol names or patterns (default: every "
                     "protocol of the tasks at the scale; `suite list protocols`)")
     tu.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable, once "
-                    "per key; comma-separated values sweep, each value tuned on its own: hidden=64,128)")
+                    "per key, one value each: a search's study is named by model and protocol, so tune one "
+                    "point of a sweep at a time)")
     tu.add_argument("--steps", type=int, help="steps per trial (shorthand for --set steps=N)")
     tu.add_argument("--search", default="grid", choices=["grid", "optuna"],
                     help="grid: deterministic lr x orth_lr grid; optuna: TPE with a median pruner")

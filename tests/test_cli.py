@@ -183,6 +183,13 @@ def test_a_repeated_set_key_is_refused_with_the_comma_syntax(tmp_path):
     assert res.returncode == 2 and "an empty value in the comma list" in res.stderr
 
 
+def test_tune_refuses_a_sweep(tmp_path):
+    """A search's study is named by model and protocol: two points of a sweep would share one budget."""
+    res = cli("tune", "--models", "rnn", "--tasks", "adding", "--set", "hidden=8,16", "--db", str(tmp_path / "s.db"))
+    assert res.returncode == 2 and "suite tune takes one value per --set key" in res.stderr
+    assert "hidden=8,16" in res.stderr and not (tmp_path / "s.db").exists()
+
+
 def test_a_sweep_in_the_dry_run_shows_one_block_per_value():
     res = cli("run", "--models", "rnn", "--tasks", "adding", "--set", "hidden=8,16", "--dry-run", "--estimate",
               "none")
