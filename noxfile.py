@@ -59,7 +59,7 @@ def bench(session: nox.Session, model: str) -> None:
 
 @nox.session(requires=["bench"] if os.environ.get("SUITE_REPORT_AFTER_BENCH") else [])
 def report(session: nox.Session) -> None:
-    """Render results/report from the store (SUITE_REPORT_AFTER_BENCH=1 runs every bench first)."""
+    """Render results/suite-report from the store (SUITE_REPORT_AFTER_BENCH=1 runs every bench first)."""
     _suite(session, "report", *session.posargs)
 
 

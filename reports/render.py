@@ -1,4 +1,4 @@
-"""Render results/report/index.html and its PNGs from the store alone (a report never trains)."""
+"""Render results/suite-report/index.html and its PNGs from the store alone (a report never trains)."""
 
 from __future__ import annotations
 
@@ -122,11 +122,18 @@ def _recognised(path: Path) -> bool:
         return b"Matplotlib" in f.read(512)
 
 
+def default_folder(db: str | Path) -> Path:
+    """``<store stem>-report`` next to the store (results/suite.db: results/suite-report), so that two
+    stores in one folder never share, or overwrite, one report."""
+    db = Path(db)
+    return db.parent / f"{db.stem}-report"
+
+
 def render_report(db: str | Path, out_dir: str | Path | None = None) -> Path:
     """Write index.html and its PNGs into ``out_dir``. Files there that the suite did not write are
     never deleted or overwritten; a task or figure that cannot be drawn is named on the page, with why."""
     db = Path(db)
-    final = Path(out_dir) if out_dir else db.parent / "report"
+    final = Path(out_dir) if out_dir else default_folder(db)
     runs = load(db)  # the store first: a store that cannot be read changes nothing on disk
     if final.exists() and not final.is_dir():
         raise ConfigError(f"report folder {final} is a file; pass --out with a folder")

@@ -1,7 +1,8 @@
 """``suite``: list, run, tune, show, export, report, speed.
 
 ``suite run`` with no arguments is the main job: every mission model on the offline tasks
-(copying, adding, mnist1d) at the quick scale, three seeds, ending in the HTML report.
+(copying, adding, mnist1d) at the quick scale, three seeds, ending in the HTML report
+(results/suite-report/index.html). ``suite`` alone prints this help and trains nothing.
 """
 
 from __future__ import annotations
@@ -58,6 +59,55 @@ def _seeds(spec: str) -> list[int]:
     return list(dict.fromkeys(out))
 
 
+def _split_values(text: str) -> list[str]:
+    """``64,128`` -> ["64", "128"]: commas split values, except inside brackets or quotes, so a list or
+    tuple value stays one value (``[64,128]``, ``(1,2)``) and so does a quoted string (``'a,b'``)."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote and text[i - 1] != "\\":
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
+
+
+def sweep(items: list[str]) -> list[dict[str, object]]:
+    """The overrides of each point of a sweep: ``--set hidden=64,128 --set lr=1e-3,1e-2`` is four points
+    (the cartesian product, in the order given). A key given twice is refused: its values would
+    otherwise silently replace each other."""
+    seen: dict[str, str] = {}
+    axes: list[tuple[str, list]] = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if key in seen:
+            raise ConfigError(f"--set {key} is given twice ({seen[key]!r} and {item!r}): to run several values, "
+                              f"give them in one --set, comma-separated, e.g. --set {key}="
+                              f"{seen[key].partition('=')[2].strip()},{value.strip()}")
+        seen[key] = item
+        pieces = _split_values(value) if sep else [value]
+        if len(pieces) == 1:  # one value: exactly as before sweeps existed (same parse, same config hash)
+            axes.append((key, [parse_assignments([item])[key]]))
+            continue
+        if any(not p.strip() for p in pieces):
+            raise ConfigError(f"invalid --set {item!r}: an empty value in the comma list; give e.g. "
+                              f"--set {key}=64,128 (a list value goes in brackets: {key}=[64,128])")
+        values = [parse_assignments([f"{key}={p.strip()}"])[key] for p in pieces]
+        values = [v for i, v in enumerate(values) if v not in values[:i]]
+        axes.append((key, values))
+    import itertools
+
+    return [dict(zip([k for k, _ in axes], point)) for point in itertools.product(*[v for _, v in axes])]
+
+
 def plan(args) -> list:
     """Every config of the sweep, validated before any work starts."""
     return [r.config for r in plan_resolved(args)]
@@ -71,11 +121,13 @@ def plan_resolved(args) -> list:
 
     models = _expand(MODELS, args.models, MODELS.names(mission=True))
     tasks = _expand(TASKS, args.tasks, list(OFFLINE_TASKS))
-    overrides = parse_assignments(args.set or [])
-    if args.steps is not None:
-        if "steps" in overrides and overrides["steps"] != args.steps:
-            raise ConfigError(f"--steps {args.steps} and --set steps={overrides['steps']!r} disagree; give one of them")
-        overrides["steps"] = args.steps
+    points = sweep(args.set or [])
+    for overrides in points:
+        if args.steps is not None:
+            if "steps" in overrides and overrides["steps"] != args.steps:
+                raise ConfigError(f"--steps {args.steps} and --set steps={overrides['steps']!r} disagree; give one "
+                                  "of them")
+            overrides["steps"] = args.steps
     pattern = getattr(args, "protocols", None)
     if pattern is not None and not pattern.replace(",", "").strip():
         raise ConfigError(f"invalid --protocols {pattern!r}: it names no protocol; give names or patterns (see "
@@ -86,19 +138,25 @@ def plan_resolved(args) -> list:
 
         valid = [p.name for p in PROTOCOLS if args.scale in p.scales and p.task in tasks]
         raise UnknownNameError("protocol", pattern, valid)
-    resolved, errors = [], []
+    resolved, errors, ids = [], [], set()
     for proto in protocols:
         for model in models:
-            for seed in _seeds(args.seeds):
-                try:
-                    resolved.append(resolve_protocol(proto, model, seed, overrides, strict=False, scale=args.scale))
-                except SuiteError as e:
-                    errors.append(f"{model} on {proto.name}: {e}")
+            for overrides in points:
+                for seed in _seeds(args.seeds):
+                    try:
+                        r = resolve_protocol(proto, model, seed, overrides, strict=False, scale=args.scale)
+                    except SuiteError as e:
+                        errors.append(f"{model} on {proto.name}: {e}")
+                        continue
+                    if r.config.run_id not in ids:  # a swept model.rho leaves the other models' runs alike
+                        ids.add(r.config.run_id)
+                        resolved.append(r)
     # a --set key must apply somewhere in the sweep (model.rho applies to scornn only, and that is fine)
     if resolved and not errors:
-        for key in overrides:
-            if not any(_accepts(r.config, key, overrides[key]) for r in resolved):
-                apply_values(resolved[0].config, {key: overrides[key]}, strict=True)  # raises, naming the valid keys
+        for overrides in points:
+            for key in overrides:
+                if not any(_accepts(r.config, key, overrides[key]) for r in resolved):
+                    apply_values(resolved[0].config, {key: overrides[key]}, strict=True)  # raises, naming the keys
     device = _plan_device(args)
     errors += _precision_errors([r.config for r in resolved], getattr(args, "device", "auto"))
     seen = set()
@@ -238,18 +296,24 @@ def cmd_run(args) -> int:
         tracking.prepare()
     if args.force:
         _refuse_held(configs, args.db)
+    from suite.progress import QUIET, Progress, verbosity
+
     executor = from_args(args, len(configs))
-    print(f"{len(configs)} runs ({len({c.model for c in configs})} models x "
-          f"{len({c.task for c in configs})} tasks x {len({c.seed for c in configs})} seeds), "
-          f"scale {args.scale}, {executor.describe()}, store {args.db}", file=sys.stderr)
+    if verbosity() > QUIET:
+        points = len(sweep(args.set or []))
+        print(f"{len(configs)} runs ({len({c.model for c in configs})} models x "
+              f"{len({c.task for c in configs})} tasks x {len({c.seed for c in configs})} seeds"
+              f"{f' x {points} points of the sweep' if points > 1 else ''}), scale {args.scale}, "
+              f"{executor.describe()}, store {args.db}", file=sys.stderr)
+    progress = Progress(configs)
     try:
-        outcomes = run_all(configs, args.db, args.device, args.force, executor=executor, tracking=tracking)
+        outcomes = run_all(configs, args.db, args.device, args.force, executor=executor, tracking=tracking,
+                           progress=progress)
     except KeyboardInterrupt:
+        print(f"\n{progress.summary()}", file=sys.stderr)
         return _stopped("every committed metric is in the store; run the same command to resume")
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[o.status] = counts.get(o.status, 0) + 1
-    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), file=sys.stderr)
+    counts = progress.counts()
+    print(progress.summary(), file=sys.stderr)
     for o in outcomes:
         if o.status == "failed":
             print(f"  FAILED {o.run_id}: {o.error}", file=sys.stderr)
@@ -337,6 +401,10 @@ def cmd_tune(args) -> int:
     from suite.tune import TUNE_SEED, Space, parse_range, study_name, tune
 
     resolve_device(args.device)
+    swept = [item for item in args.set or [] if len(_split_values(item.partition("=")[2])) > 1]
+    if swept:  # the points would share one study (named by model and protocol) and so one budget
+        raise ConfigError(f"suite tune takes one value per --set key, not a sweep ({', '.join(swept)}): run one "
+                          "`suite tune` per value, then `suite run --tuned` per value")
     args.seeds = str(TUNE_SEED)
     bases = plan(args)
     space = Space(lr=parse_range("lr", args.lr), orth_lr=parse_range("orth-lr", args.orth_lr))
@@ -344,8 +412,11 @@ def cmd_tune(args) -> int:
     if workers is None:
         workers = 1 if args.device.startswith("cuda") else min(2, os.cpu_count() or 1)
     steps = "/".join(str(s) for s in dict.fromkeys(b.steps for b in bases))
-    print(f"{args.search} search: {len(bases)} (model, protocol) pairs x {args.trials} trials x "
-          f"{steps} steps, seed {TUNE_SEED}, {workers} worker(s), store {args.db}", file=sys.stderr)
+    from suite.progress import QUIET, verbosity
+
+    if verbosity() > QUIET:
+        print(f"{args.search} search: {len(bases)} (model, protocol) pairs x {args.trials} trials x "
+              f"{steps} steps, seed {TUNE_SEED}, {workers} worker(s), store {args.db}", file=sys.stderr)
     try:
         best = tune(bases, args.db, args.search, args.trials, space, args.device, workers)
     except KeyboardInterrupt:
@@ -377,6 +448,61 @@ def _open_store(db: str, read_only: bool = False):
     return Store(db, read_only=read_only)
 
 
+def _pick(option: str, spec: str | None, valid: list[str], of) -> list | None:
+    """The values of ``valid`` that a comma list of names or fnmatch patterns names (None: no filter);
+    a part that names none is a usage error that lists the valid choices."""
+    if spec is None:
+        return None
+    parts = [s.strip() for s in spec.split(",") if s.strip()]
+    if not parts:
+        raise UsageError(f"invalid {option} {spec!r}: it names nothing; valid: {', '.join(valid)}")
+    out = []
+    for part in parts:
+        hits = [v for v in valid if fnmatch.fnmatchcase(v, part)]
+        if not hits:
+            raise UsageError(f"invalid {option} {part!r}: valid {of}: {', '.join(valid) or '(none)'}")
+        out += [h for h in hits if h not in out]
+    return out
+
+
+def _show_rows(store, args) -> list[dict]:
+    """The store's runs (or trials), each with its protocol, filtered by --models/--tasks/--protocol/--status."""
+    from suite.reports.data import protocol_of
+    from suite.store import STATUSES
+
+    rows = store.runs(kind="trial" if args.trials else "run")
+    for r in rows:
+        r["protocol"] = protocol_of(r["config"] or {"task": r["task"]}).label
+    models = _pick("--models", args.models, sorted(set(MODELS.names()) | {r["model"] for r in rows}), "models")
+    tasks = _pick("--tasks", args.tasks, sorted(set(TASKS.names()) | {r["task"] for r in rows}), "tasks")
+    from suite.protocols import PROTOCOLS
+
+    protocols = _pick("--protocol", args.protocol, sorted({p.name for p in PROTOCOLS} | {r["protocol"] for r in rows}),
+                      "protocols (the suite's and this store's)")
+    statuses = _pick("--status", args.status, list(STATUSES), "statuses")
+    return [r for r in rows if (models is None or r["model"] in models) and (tasks is None or r["task"] in tasks)
+            and (protocols is None or r["protocol"] in protocols) and (statuses is None or r["status"] in statuses)]
+
+
+# the store's columns in the order `suite show --format json|csv` writes them (then config, summary, ...)
+_SHOW_COLUMNS = ("run_id", "kind", "study", "task", "protocol", "model", "seed", "status", "step", "total_steps",
+                 "config_hash", "params_total", "params_recurrent", "owner", "heartbeat", "created", "updated",
+                 "error", "damaged")
+_SHOW_NESTED = ("config", "summary", "env", "task_info")
+
+
+def _flat(row: dict) -> dict:
+    """One CSV row: nested fields as dotted columns (config.lr, summary.test_at_best_val, ...); a value
+    that is itself a list or a mapping (task options, eigenvalues) as JSON."""
+    out = {k: row.get(k) for k in _SHOW_COLUMNS}
+    for field in _SHOW_NESTED:
+        for k, v in (row.get(field) or {}).items():
+            out[f"{field}.{k}"] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v
+    if isinstance(out["damaged"], list):
+        out["damaged"] = "; ".join(out["damaged"])
+    return out
+
+
 def cmd_show(args) -> int:
     store = _open_store(args.db, read_only=True)  # works on read-only media; never migrates or writes
     if args.run_id:
@@ -385,16 +511,32 @@ def cmd_show(args) -> int:
             raise UnknownNameError("run", args.run_id, [r["run_id"] for r in store.runs()])
         print(json.dumps(run, indent=2, sort_keys=True, default=str))
         return 0
-    rows = store.runs(kind="trial" if args.trials else "run")
-    print(f"{'task':<9}{'model':<18}{'seed':>5} {'status':<12}{'step':>12}  {'metric':<16}"
-          f"{'test@best':>10}{'ms/step':>9}  run_id")
+    rows = _show_rows(store, args)
+    if args.format == "json":
+        print(json.dumps([{**{k: r.get(k) for k in _SHOW_COLUMNS}, **{k: r.get(k) for k in _SHOW_NESTED}}
+                          for r in rows], indent=1, default=str))
+        return 0
+    if args.format == "csv":
+        import csv
+
+        flat = [_flat(r) for r in rows]
+        columns = list(dict.fromkeys(k for f in flat for k in f)) or list(_SHOW_COLUMNS)
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat)
+        return 0
+    width = max([len(r["protocol"]) for r in rows] + [8])
+    print(f"{'task':<9}{'protocol':<{width + 1}}{'model':<18}{'seed':>5} {'status':<12}{'step':>12}{'lr':>9}  "
+          f"{'metric':<16}{'test@best':>10}{'ms/step':>9}  run_id")
     for r in rows:
-        s = r["summary"] or {}
+        s, c = r["summary"] or {}, r["config"] or {}
         ms = s.get("time_per_step")
-        print(f"{r['task']:<9}{r['model']:<18}{r['seed']:>5} {r['status']:<12}"
-              f"{str(r['step']) + '/' + str(r['total_steps']):>12}  {s.get('metric', '-'):<16}"
-              f"{_fmt(s.get('test_at_best_val')):>10}{_fmt(ms * 1e3 if ms else None, 3):>9}  {r['run_id']}")
-    print(f"{len(rows)} {'tuning trials' if args.trials else 'runs'} in {args.db}")
+        print(f"{r['task']:<9}{r['protocol']:<{width + 1}}{r['model']:<18}{r['seed']:>5} {r['status']:<12}"
+              f"{str(r['step']) + '/' + str(r['total_steps']):>12}{_fmt(c.get('lr'), 3):>9}  "
+              f"{s.get('metric', '-'):<16}{_fmt(s.get('test_at_best_val')):>10}{_fmt(ms * 1e3 if ms else None, 3):>9}  "
+              f"{r['run_id']}")
+    print(f"{len(rows)} {'tuning trials' if args.trials else 'runs'} in {args.db}"
+          + (" (filtered)" if any(getattr(args, k) for k in ("models", "tasks", "protocol", "status")) else ""))
     return 0
 
 
@@ -479,9 +621,23 @@ def _is_mission(row: str) -> bool:
     return name in MODELS.names() and MODELS.entry(name).mission
 
 
+def _add_verbosity(p: argparse.ArgumentParser, default) -> None:
+    """-q/-v, before or after the command (``suite -q run`` = ``suite run -q``): a subcommand's own
+    default is SUPPRESS so that it never overwrites the value given before the command."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=default,
+                   help="print only errors and the final summary")
+    g.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=default,
+                   help="also print every training step's loss")
+
+
 def parser() -> argparse.ArgumentParser:
+    from suite import __version__
+
     p = argparse.ArgumentParser(prog="suite", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"suite {__version__}")
+    _add_verbosity(p, 0)
     sub = p.add_subparsers(dest="command")
 
     ls = sub.add_parser("list", help="list models, tasks or presets")
@@ -498,7 +654,10 @@ def parser() -> argparse.ArgumentParser:
                      "protocol of the tasks at the scale; `suite list protocols`)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a run setting (lr=1e-3), task option (task.T=200) or model option "
-                     "(model.K=10); a bare option name both task and model take is refused (repeatable)")
+                     "(model.K=10); a bare option name both task and model take is refused. Repeatable, once "
+                     "per key. Comma-separated values sweep: hidden=64,128 runs both (several swept keys: "
+                     "every combination); a list value goes in brackets ([64,128]), a string with a comma in "
+                     "quotes")
     run.add_argument("--steps", type=int, help="shorthand for --set steps=N")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1")
     run.add_argument("--db", default=DEFAULT_DB, help=f"results store (default {DEFAULT_DB})")
@@ -507,16 +666,20 @@ def parser() -> argparse.ArgumentParser:
     add_executor_arguments(run)
     run.add_argument("--log", metavar="TRACKERS", help="also stream every run's metrics to tensorboard, mlflow or "
                      "both (tensorboard,mlflow), tagged with run id, model, task, protocol and seed; needs the "
-                     "extra of the same name, e.g. pip install 'ortho-rnn-suite[tensorboard]'")
+                     "extra of the same name, e.g. pip install '.[tensorboard]'")
     run.add_argument("--log-dir", help="where the trackers write (default: tracking/ next to the store; MLflow: "
                      "$MLFLOW_TRACKING_URI when set)")
     run.add_argument("--no-report", action="store_true", help="skip writing the HTML report")
-    run.add_argument("--report-dir", default=None, help="report folder (default: next to the store)")
+    run.add_argument("--report-dir", default=None, help="report folder (default: <store name>-report next to "
+                     "the store: results/suite-report for the default store)")
     run.add_argument("--dry-run", action="store_true", help="print the plan (protocol x model, the source of "
                      "every setting, estimated time) and stop")
-    run.add_argument("--estimate", default="measure", choices=["measure", "store", "none"],
-                     help="--dry-run time estimate: ms/step from the store, else measured over 2 real "
-                     "steps (measure; default), from the store only, or none")
+    run.add_argument("--estimate", default="model", choices=["model", "store", "measure", "none"],
+                     help="--dry-run time estimate: ms/step of finished runs in the store, else the registry's "
+                     "cost model (model; default: instant, rough, CPU only); the store only; the store, else "
+                     "2 real steps per model and protocol (measure: minutes at the paper scale); or none")
+    run.add_argument("--measure", dest="estimate", action="store_const", const="measure",
+                     help="shorthand for --estimate measure")
     run.add_argument("--tuned", action="store_true",
                      help="use the settings `suite tune` chose for each (model, protocol)")
     run.set_defaults(fn=cmd_run)
@@ -527,7 +690,9 @@ def parser() -> argparse.ArgumentParser:
     tu.add_argument("--scale", default="quick", choices=["quick", "paper"], help="preset scale")
     tu.add_argument("--protocols", help="comma-separated protocol names or patterns (default: every "
                     "protocol of the tasks at the scale; `suite list protocols`)")
-    tu.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    tu.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable, once "
+                    "per key, one value each: a search's study is named by model and protocol, so tune one "
+                    "point of a sweep at a time)")
     tu.add_argument("--steps", type=int, help="steps per trial (shorthand for --set steps=N)")
     tu.add_argument("--search", default="grid", choices=["grid", "optuna"],
                     help="grid: deterministic lr x orth_lr grid; optuna: TPE with a median pruner")
@@ -539,16 +704,25 @@ def parser() -> argparse.ArgumentParser:
     tu.add_argument("--workers", type=int, help="parallel processes (default: 2 on a multi-core CPU)")
     tu.set_defaults(fn=cmd_tune)
 
-    show = sub.add_parser("show", help="the runs in the store, or one run in full")
-    show.add_argument("run_id", nargs="?")
+    show = sub.add_parser("show", help="the runs in the store (a table, JSON or CSV), or one run in full")
+    show.add_argument("run_id", nargs="?", help="one run, in full, as JSON")
     show.add_argument("--db", default=DEFAULT_DB)
     show.add_argument("--trials", action="store_true", help="list the tuning trials instead of the runs")
+    show.add_argument("--format", default="table", choices=["table", "json", "csv"],
+                      help="table (default, for reading), or every column of every run to stdout: json (one "
+                      "object per run, config and summary nested) or csv (nested fields as config.lr, "
+                      "summary.test_at_best_val, ...)")
+    show.add_argument("--models", help="only these models: comma-separated names or patterns")
+    show.add_argument("--tasks", help="only these tasks: comma-separated names or patterns")
+    show.add_argument("--protocol", help="only these protocols (the table's protocol column): comma-separated "
+                      "names or patterns")
+    show.add_argument("--status", help="only runs with these statuses, e.g. failed,diverged")
     show.set_defaults(fn=cmd_show)
 
     ex = sub.add_parser("export", help="runs, metrics, spectra and gradient profiles to CSV or Parquet "
                         "(docs/results.md lists every column)")
     ex.add_argument("--format", default="csv", choices=["csv", "parquet"],
-                    help="csv (default), or parquet (needs pyarrow: pip install 'ortho-rnn-suite[parquet]')")
+                    help="csv (default), or parquet (needs pyarrow: pip install '.[parquet]')")
     ex.add_argument("--out", default="results/export")
     ex.add_argument("--db", default=DEFAULT_DB)
     ex.add_argument("--weights", metavar="DIR", help="also write each finished run's model weights at its best "
@@ -558,7 +732,8 @@ def parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="render the HTML/PNG report from the store (never trains)")
     rep.add_argument("--db", default=DEFAULT_DB)
-    rep.add_argument("--out", default=None, help="folder (default: results/report next to the store)")
+    rep.add_argument("--out", default=None, help="folder (default: <store name>-report next to the store: "
+                     "results/suite-report for the default store, results/a-report for --db results/a.db)")
     rep.set_defaults(fn=cmd_report)
 
     sp = sub.add_parser("speed", help="training-step time of models against nn.RNN, side by side")
@@ -576,7 +751,14 @@ def parser() -> argparse.ArgumentParser:
                     "(with the case, the device and the targets)")
     sp.add_argument("--check", action="store_true", help="exit 1 when a target is missed (default: report only)")
     sp.set_defaults(fn=cmd_speed)
+    for command in sub.choices.values():
+        _add_verbosity(command, argparse.SUPPRESS)
+    p.commands = sub.choices  # each command's own parser, for its usage in an error
     return p
+
+
+class UsageError(ConfigError):
+    """A bad command-line argument, found after parsing: shown with the command's own usage."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -584,9 +766,17 @@ def main(argv: list[str] | None = None) -> int:
     # pool workers inherit it)
     os.environ.setdefault("MPLBACKEND", "Agg")
     argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv or ["run"])
-    if args.command is None:
-        args = parser().parse_args(["run", *argv])
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra:  # argparse would name them under the top-level usage: show the command's own
+        (p.commands[args.command] if args.command else p).error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command is None:  # `suite` alone, or only global options: never a silent start of the main job
+        p.print_help(sys.stderr)
+        print("\nsuite: error: no command given; the main job is `suite run`", file=sys.stderr)
+        return 2
+    from suite.progress import configure
+
+    configure(getattr(args, "verbosity", 0))
     if args.command in ("run", "tune"):
         # SIGINT and SIGTERM (what a scheduler, `timeout` or `kill` sends) mean "checkpoint and stop",
         # SIGINT even where the parent started us with it ignored (a job a non-interactive shell put in
@@ -608,6 +798,8 @@ def main(argv: list[str] | None = None) -> int:
 
             malloc_setting()  # a bad SUITE_MALLOC is refused here, before any run starts
         return args.fn(args)
+    except UsageError as e:
+        p.commands[args.command].error(str(e))  # the command's usage, then exit 2
     except SuiteError as e:
         print(f"suite: error: {e}", file=sys.stderr)
         return 2

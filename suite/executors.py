@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import io
 import multiprocessing as mp
 import os
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
     from suite.store import Records
 
 EXECUTORS = ("local", "ray")
-RAY_EXTRA = "pip install 'ortho-rnn-suite[ray]'"
+# The distribution is installed from its source folder (it is not on PyPI): name what works anywhere.
+RAY_EXTRA = "pip install 'ray[client]>=2.10', or `pip install '.[ray]'` in the suite's source folder"
 
 
 @dataclass(frozen=True)
@@ -158,13 +160,15 @@ def cost(config) -> float:
 
 
 def run_all(configs, db: str, device: str = "auto", force: bool = False, workers: int | None = None,
-            stop=None, executor: Executor | None = None, tracking=None) -> list:
+            stop=None, executor: Executor | None = None, tracking=None, progress=None) -> list:
     """Train every config into the store at ``db``; the Outcomes in the order runs end. ``stop`` is passed
     to ``execute`` (a tuning search's pruning hook). ``tracking``: a ``suite.tracking.Tracking`` whose
-    trackers every run streams its committed metrics to, from whichever process trains it. Ctrl-C: every
-    running run commits its checkpoint and is marked ``interrupted``, then KeyboardInterrupt propagates;
-    a second Ctrl-C stops at once."""
-    from tqdm.auto import tqdm
+    trackers every run streams its committed metrics to, from whichever process trains it. ``progress``:
+    the ``suite.progress.Progress`` that shows the sweep (default: a new one at the process's verbosity);
+    every executor forwards its runs' steps and evaluations to it. Ctrl-C: every running run commits its
+    checkpoint and is marked ``interrupted``, then KeyboardInterrupt propagates; a second Ctrl-C stops at
+    once."""
+    from suite.progress import Progress
 
     executor = executor or Executor(workers=workers or 1)
     if executor.kind == "local" and executor.workers > max(1, len(configs)):
@@ -175,26 +179,25 @@ def run_all(configs, db: str, device: str = "auto", force: bool = False, workers
     if tracking is not None and tracking.kinds:
         kw["tracking"] = tracking
     outcomes = []
-    bar = tqdm(total=len(configs), desc="runs", unit="run", dynamic_ncols=True)
+    progress = progress or Progress(configs)
 
     def done(o) -> None:
         outcomes.append(o)
-        bar.set_postfix_str(f"{o.run_id}: {o.status}")
-        bar.update(1)
+        progress.ended(o)
 
     try:
         if executor.kind == "ray":
-            _run_ray(configs, db, device, force, executor, kw, done)
+            _run_ray(configs, db, device, force, executor, kw, done, progress)
         elif executor.workers <= 1:
-            _run_here(configs, db, device, force, executor, kw, done, bar)
+            _run_here(configs, db, device, force, executor, kw, done, progress)
         else:
-            _run_pool(configs, db, device, force, executor, kw, done)
+            _run_pool(configs, db, device, force, executor, kw, done, progress)
     finally:
-        bar.close()
+        progress.close()
     return outcomes
 
 
-def _execute(config, store, device: str, force: bool, progress: bool, kw: dict):
+def _execute(config, store, device: str, force: bool, progress, kw: dict):
     """``suite.runner.execute``, its commits streamed to the trackers of ``kw["tracking"]`` if any."""
     from suite.runner import execute
 
@@ -207,7 +210,7 @@ def _execute(config, store, device: str, force: bool, progress: bool, kw: dict):
 
 
 # ---- local: this process -------------------------------------------------------------------------
-def _run_here(configs, db, device, force, executor, kw, done, bar) -> None:
+def _run_here(configs, db, device, force, executor, kw, done, progress) -> None:
     import torch
 
     from suite.store import Store
@@ -218,8 +221,8 @@ def _run_here(configs, db, device, force, executor, kw, done, bar) -> None:
     store = Store(db)
     try:
         for c in configs:
-            bar.set_postfix_str(f"{c.model}/{c.task}/s{c.seed}")
-            done(_execute(c, store, device, force, True, kw))
+            note = functools.partial(progress.event, c.run_id)
+            done(_execute(c, store, device, force, note, kw))
     finally:
         store.close()
         torch.set_num_threads(before)
@@ -237,6 +240,8 @@ _STOP = None  # the sweep's stop event, shared by the parent and its workers
 _HARD = None  # set by the parent once it ends the pool: a worker then exits at once on SIGTERM
 _PARENT = 0  # the parent's pid
 _IN_RUN = False  # a run is in progress in this worker
+_EVENTS = None  # the queue that carries this worker's progress notes to the parent
+_LEVEL = 0  # the parent's verbosity (suite.progress)
 ORPHAN_GRACE = 5.0
 PR_SET_PDEATHSIG = 1
 
@@ -245,11 +250,14 @@ def _orphaned() -> bool:
     return os.getppid() != _PARENT
 
 
-def _worker_init(threads: int, stop, hard, parent: int) -> None:
+def _worker_init(threads: int, stop, hard, parent: int, events=None, level: int = 0) -> None:
     import torch
 
-    global _STOP, _HARD, _PARENT
-    _STOP, _HARD, _PARENT = stop, hard, parent
+    from suite.progress import configure
+
+    global _STOP, _HARD, _PARENT, _EVENTS
+    _STOP, _HARD, _PARENT, _EVENTS = stop, hard, parent, events
+    configure(level)
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # idle between runs: nothing to interrupt
     term = threading.Event()
@@ -304,17 +312,19 @@ def _worker(job):
 
 
 def _job(job):
+    from suite.progress import sender
     from suite.runner import Outcome
     from suite.store import Store
 
     config, db, device, force, kw = job
+    note = sender(_EVENTS.put, config.run_id) if _EVENTS is not None else None
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if _STOP.is_set():  # checked after the handler is in place: a stop set earlier is seen here
             return Outcome(config.run_id, "interrupted")
         store = Store(db)
         try:
-            return _execute(config, store, device, force, False, kw)
+            return _execute(config, store, device, force, note, kw)
         finally:
             store.close()
     except KeyboardInterrupt:  # execute has committed the checkpoint and marked the run interrupted
@@ -323,28 +333,42 @@ def _job(job):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_pool(configs, db, device, force, executor, kw, done) -> None:
-    from suite.runner import note_stop
+def _drain(events, progress) -> None:
+    """Show every progress note the workers have sent so far."""
+    while not events.empty():
+        progress.event(*events.get())
+
+
+def _run_pool(configs, db, device, force, executor, kw, done, progress) -> None:
+    from suite.progress import verbosity
+    from suite.runner import _Interrupt, note_stop
 
     ctx = mp.get_context("spawn")
     stop, hard = ctx.Event(), ctx.Event()
+    # a SimpleQueue writes each note before put() returns: the notes of a run are in the pipe before
+    # its outcome, so the parent shows them in order
+    events = ctx.SimpleQueue()
     pool = ctx.Pool(executor.workers, initializer=_worker_init,
-                    initargs=(executor.torch_threads(), stop, hard, os.getpid()))
+                    initargs=(executor.torch_threads(), stop, hard, os.getpid(), events, verbosity()))
     try:
         results = pool.imap_unordered(_worker, [(c, db, device, force, kw) for c in configs])
         interrupted = False
-        while True:
-            try:
-                o = next(results)
-            except StopIteration:
-                break
-            except KeyboardInterrupt:
-                if interrupted:  # a second Ctrl-C: stop at once (the last commits hold)
-                    raise
-                interrupted = True
-                stop.set()
-                continue
-            done(o)
+        # a first Ctrl-C (or SIGTERM) only sets a flag, so that it never lands in the middle of reading a
+        # note or an outcome; the loop then stops the workers. A second one raises at once.
+        with _Interrupt() as sigint:
+            while True:
+                if sigint.requested and not interrupted:
+                    interrupted = True
+                    stop.set()
+                _drain(events, progress)
+                try:
+                    o = results.next(timeout=0.1)
+                except mp.TimeoutError:
+                    continue
+                except StopIteration:
+                    break
+                _drain(events, progress)
+                done(o)
         if interrupted or stop.is_set():
             if not interrupted:  # not stopped here: a worker was sent SIGTERM
                 note_stop(signal.SIGTERM)
@@ -374,6 +398,11 @@ class _Mailbox:
         if self._wake is None:
             self._wake = asyncio.Event()
         return self._wake
+
+    async def post(self, note) -> None:
+        """A progress note (suite.progress): delivered to the driver with the next calls, never answered."""
+        self._pending.append((None, note))
+        self._event().set()
 
     async def call(self, request):
         self._next += 1
@@ -525,18 +554,21 @@ def _portable(e: Exception) -> Exception:
         return RuntimeError(f"{type(e).__name__}: {e}")
 
 
-def _ray_run(config, device: str, force: bool, threads: int, mailbox, driver: str, kw: dict):
+def _ray_run(config, device: str, force: bool, threads: int, mailbox, driver: str, kw: dict, level: int = 0):
     """One run, as a Ray task."""
     import ray
     import torch
 
+    from suite.progress import configure, sender
 
     torch.set_num_threads(threads)
+    configure(level)
     store = RemoteStore(mailbox, owner=f"{driver}/ray:{ray.get_runtime_context().get_task_id()}")
-    return _execute(config, store, device, force, False, kw)
+    note = sender(mailbox.post.remote, config.run_id)
+    return _execute(config, store, device, force, note, kw)
 
 
-def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable) -> None:
+def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable, progress) -> None:
     ray = import_ray()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -564,7 +596,10 @@ def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable)
     task = ray.remote(_ray_run).options(num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run,
                                         max_retries=executor.max_retries, retry_exceptions=False)
     driver = me()
-    refs = {task.remote(c, device, force, executor.torch_threads(), mailbox, driver, kw): c for c in configs}
+    from suite.progress import verbosity
+
+    refs = {task.remote(c, device, force, executor.torch_threads(), mailbox, driver, kw, verbosity()): c
+            for c in configs}
     take = mailbox.take.remote(0.5)
     interrupted = False
     # A first Ctrl-C only sets a flag (a KeyboardInterrupt in the middle of serving would leave workers
@@ -575,7 +610,10 @@ def _run_ray(configs, db, device, force, executor: Executor, kw, done: Callable)
                 ready, _ = ray.wait([take, *refs], num_returns=1, timeout=1.0)
                 if take in ready:
                     calls = ray.get(take)
-                    mailbox.reply.remote([(key, server.serve(request)) for key, request in calls])
+                    for key, note in calls:
+                        if key is None:
+                            progress.event(*note)
+                    mailbox.reply.remote([(key, server.serve(request)) for key, request in calls if key is not None])
                     take = mailbox.take.remote(0.5)
                 for ref in ready:
                     if ref in refs:

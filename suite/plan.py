@@ -1,5 +1,9 @@
 """``suite run --dry-run``: the plan (protocol x model x seed), where each setting came from, and the
-estimated training time from a measured time per step. Nothing is trained and nothing is written."""
+estimated training time. Nothing is trained and nothing is written.
+
+The time per step comes from finished runs of the same config in the store where there are some, else
+from the registry's cost model (``modelled_ms_per_step``: instant, rough), or, with ``--measure``, from
+two real training steps per (model, protocol) (``measured_ms_per_step``: minutes at the paper scale)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ import torch
 
 from suite.protocols import PROTOCOL_FIELDS, Resolved
 
-ESTIMATES = ("measure", "store", "none")
+ESTIMATES = ("model", "store", "measure", "none")
+# The cost model's unit: ms per (batch x length x (n^2 + n (d_in + d_out))) multiply-adds of a step of a
+# model of registry cost 1, from the CPU table of docs/performance.md: the fused tanh RNN, n=190,
+# T=1000, B=32, d_in=10, d_out=9, took 248.8 ms per training step on 2 cores (torch 2.13.0+cpu).
+CPU_MS_PER_UNIT = 248.8 / (32 * 1000 * (190 ** 2 + 190 * 19))
 
 
 def stored_ms_per_step(db: str | Path, config) -> tuple[float, str] | None:
@@ -37,6 +45,21 @@ def stored_ms_per_step(db: str | Path, config) -> tuple[float, str] | None:
         return (1e3 * statistics.median(r["summary"]["time_per_step"] for r in alike),
                 f"store, {len(alike)} similar run(s)")
     return None
+
+
+def modelled_ms_per_step(config, device: str = "cpu") -> tuple[float, str] | None:
+    """The registry's cost model: the step's multiply-adds (batch x length x (n^2 + n (d_in + d_out)))
+    times the model's relative ``cost`` (its ModelInfo) times CPU_MS_PER_UNIT. Instant and rough (a
+    factor of 2-3 either way: it knows nothing of a model's kernels); calibrated on CPU only, so on
+    another device it gives no estimate (use --measure there)."""
+    from suite.registry import MODELS, create_task
+
+    if not str(device).startswith("cpu"):
+        return None
+    task = create_task(config.task, **config.task_kwargs())
+    n = config.hidden or MODELS.options(config.model).get("hidden") or 64
+    units = config.batch_size * task.length * (n * n + n * (task.d_in + task.d_out))
+    return CPU_MS_PER_UNIT * units * MODELS.entry(config.model).info.cost, "cost model, rough"
 
 
 def measured_ms_per_step(config, device: str = "cpu", steps: int = 2) -> float:
@@ -65,7 +88,9 @@ def _hours(seconds: float) -> str:
 
 
 def _short(source: str) -> str:
-    return source.split(":", 1)[0]
+    """'preset (paper copying family:EURNN)': its source after ': ' becomes a numbered note (a model
+    pattern may hold a colon of its own)."""
+    return source.split(": ", 1)[0]
 
 
 def format_plan(resolved: list[Resolved], estimates: dict, scale: str, device: str) -> str:
@@ -80,6 +105,7 @@ def format_plan(resolved: list[Resolved], estimates: dict, scale: str, device: s
         return source
 
     lines = []
+    width = max([len(k + "=" + repr(v)) for r in resolved for k, v, _ in r.settings()] + [33]) + 1
     protocols = list(dict.fromkeys(r.protocol.name for r in resolved))
     models = list(dict.fromkeys(r.config.model for r in resolved))
     seeds = sorted({r.config.seed for r in resolved})
@@ -97,14 +123,15 @@ def format_plan(resolved: list[Resolved], estimates: dict, scale: str, device: s
         lines.append(f"protocol {name} (task {first.protocol.task}){note}")
         shared = [(k, v, s) for k, v, s in first.settings() if k in PROTOCOL_FIELDS or k.startswith("task.")]
         for k, v, s in shared:
-            lines.append(f"    {k + '=' + repr(v):<34} {cite(s)}")
+            lines.append(f"    {k + '=' + repr(v):<{width}} {cite(s)}")
+        shown = set()
         for r in group:
-            if r.config.seed != group[0].config.seed and any(
-                    q.config.model == r.config.model and q.config.seed < r.config.seed for q in group):
-                continue  # one block per model; seeds differ in nothing else
             c = r.config
+            if c.config_hash in shown:
+                continue  # one block per config (a model, or one point of a sweep); its seeds differ in nothing else
+            shown.add(c.config_hash)
             est = estimates.get(c.config_hash, (None, "no estimate"))
-            n_seeds = sum(1 for q in group if q.config.model == c.model)
+            n_seeds = sum(1 for q in group if q.config.config_hash == c.config_hash)
             when = (f"~{est[0]:.4g} ms/step x {c.steps} steps = {_hours(est[0] * c.steps / 1e3)} per seed "
                     f"({est[1]})" if est[0] is not None else est[1])
             left = f" LEAVES THE PROTOCOL (--set {', '.join(r.modified)})" if r.modified else ""
@@ -112,9 +139,9 @@ def format_plan(resolved: list[Resolved], estimates: dict, scale: str, device: s
             for k, v, s in r.settings():
                 if k in PROTOCOL_FIELDS or k.startswith("task."):
                     if k in r.modified:
-                        lines.append(f"    {k + '=' + repr(v):<34} {cite(s)}")
+                        lines.append(f"    {k + '=' + repr(v):<{width}} {cite(s)}")
                     continue
-                lines.append(f"    {k + '=' + repr(v):<34} {cite(s)}")
+                lines.append(f"    {k + '=' + repr(v):<{width}} {cite(s)}")
     if notes:
         lines.append("")
         lines.append("sources:")
@@ -123,7 +150,8 @@ def format_plan(resolved: list[Resolved], estimates: dict, scale: str, device: s
 
 
 def estimate(resolved: list[Resolved], how: str, db: str, device: str, log=None) -> dict:
-    """config_hash -> (ms per step or None, where the number comes from)."""
+    """config_hash -> (ms per step or None, where the number comes from). ``how``: model (the store,
+    else the cost model), store (the store only), measure (the store, else 2 real steps), none."""
     out: dict = {}
     for r in resolved:
         c = r.config
@@ -136,5 +164,7 @@ def estimate(resolved: list[Resolved], how: str, db: str, device: str, log=None)
                 log(f"measuring {c.model} on {r.protocol.name} ...")
             with torch.random.fork_rng(devices=[]):
                 found = (measured_ms_per_step(c, device), f"measured now on {device}, 2 steps")
-        out[c.config_hash] = found or (None, "no run in the store (use --estimate measure)")
+        elif found is None and how == "model":
+            found = modelled_ms_per_step(c, device) or (None, f"no cost model for {device}: use --measure")
+        out[c.config_hash] = found or (None, "no run in the store (use --measure)")
     return out

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,10 +289,11 @@ def threading_main() -> bool:
 
 # ---- one run ------------------------------------------------------------------------------------
 def execute(config: RunConfig, store: Recorder, device: str = "auto", force: bool = False,
-            progress: bool = False, stop=None) -> Outcome:
+            progress: Callable[[str, int, dict], None] | None = None, stop=None) -> Outcome:
     """Train ``config`` into ``store``. ``stop(config, step, val)``, called after every evaluation
     with the validation scores, may end the run early: it is then recorded as ``pruned`` (a tuning
-    search's pruner uses this)."""
+    search's pruner uses this). ``progress(event, step, values)`` hears of the run's start, steps and
+    evaluations (``suite.progress``)."""
     run_id = config.run_id
     dev = resolve_device(device)
     check_precision(config.precision, dev)  # refused before the run is claimed
@@ -320,19 +322,16 @@ def execute(config: RunConfig, store: Recorder, device: str = "auto", force: boo
         return Outcome(run_id, "failed", error=f"{type(e).__name__}: {e}")
 
 
-def _train(config: RunConfig, store: Recorder, dev: torch.device, start: int, progress: bool,
-           stop=None) -> Outcome:
+def _train(config: RunConfig, store: Recorder, dev: torch.device, start: int, progress, stop=None) -> Outcome:
     run = _prepare(config, store, dev)
     start = _resume(run, start)
     store.prune_checkpoints(config.run_id, keep=start, best=run.best_step)
     run.session_start = time.perf_counter()
     if start == 0:
         _record_start(run)
-    bar = _progress_bar(config, start) if progress else None
-    try:
-        ended = _train_steps(run, start, bar, stop)
-    finally:
-        _close(bar)
+    note = progress or _silent
+    note("start", start, {"total": config.steps})
+    ended = _train_steps(run, start, note, stop)
     if ended is not None:
         return ended
     summary = summarize(store, config.run_id, config, run.state)
@@ -446,14 +445,11 @@ def _record_start(run: _Training) -> None:
                params_total=model.parameter_count(), params_recurrent=model.recurrent_parameter_count())
 
 
-def _progress_bar(config: RunConfig, start: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=config.steps, initial=start, desc=f"{config.model}/{config.task}", leave=False,
-                dynamic_ncols=True)
+def _silent(event: str, step: int, values: dict) -> None:
+    """No one listens to this run's progress."""
 
 
-def _train_steps(run: _Training, start: int, bar, stop) -> Outcome | None:
+def _train_steps(run: _Training, start: int, note, stop) -> Outcome | None:
     """Train steps ``start + 1`` to the last, committing at every evaluation (and ``checkpoint_every``
     steps); an Outcome if the run ends early (diverged, or pruned by ``stop``), else None. A stop
     signal (``_Interrupt``) commits the current step, marks the run interrupted and raises
@@ -463,16 +459,14 @@ def _train_steps(run: _Training, start: int, bar, stop) -> Outcome | None:
     with _Interrupt() as interrupt:
         for step in range(start + 1, config.steps + 1):
             value = _train_one(run, step)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+            note("step", step, {"loss": value})
             if not math.isfinite(value):
                 run.clock()
                 store.commit(run_id, step, run.records, status="diverged", owner=None,
                              summary=summarize(store, run_id, config, run.state, diverged_at=step))
                 return Outcome(run_id, "diverged", store.run(run_id)["summary"])
             if step % config.eval_every == 0 or step == config.steps:
-                pruned = _evaluate_and_commit(run, step, stop)
+                pruned = _evaluate_and_commit(run, step, stop, note, value)
                 if pruned is not None:
                     return pruned
             elif config.checkpoint_every and step % config.checkpoint_every == 0:
@@ -502,11 +496,12 @@ def _train_one(run: _Training, step: int) -> float:
     return value
 
 
-def _evaluate_and_commit(run: _Training, step: int, stop) -> Outcome | None:
+def _evaluate_and_commit(run: _Training, step: int, stop, note, loss: float) -> Outcome | None:
     """Evaluate ``step`` and commit it; the Outcome "pruned" when ``stop`` ends the run here."""
     config, run_id = run.config, run.config.run_id
     run.state["evals"] += 1
     run.record_eval(step)
+    note("eval", step, {"loss": loss, **{f"val/{k}": v for k, v in run.val.items()}})
     run.clock()
     run.commit(step)
     if stop is not None and step < config.steps and stop(config, step, dict(run.val)):
@@ -514,11 +509,6 @@ def _evaluate_and_commit(run: _Training, step: int, stop) -> Outcome | None:
         run.store.update(run_id, status="pruned", owner=None, summary=summary)
         return Outcome(run_id, "pruned", summary)
     return None
-
-
-def _close(bar) -> None:
-    if bar is not None:
-        bar.close()
 
 
 def best_validation(steps, values, higher: bool,

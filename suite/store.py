@@ -675,7 +675,7 @@ class Store(Recorder):
 
 EXPORT_FORMATS = ("csv", "parquet")
 EXPORT_TABLES = ("runs", "metrics", "spectra", "profiles")
-PARQUET_EXTRA = "pip install 'ortho-rnn-suite[parquet]'"
+PARQUET_EXTRA = "pip install '.[parquet]' in the suite's source folder"
 # The runs table's columns before the flattened ones, in this order (docs/results.md lists them all).
 _RUN_COLUMNS = ("run_id", "protocol", "model", "task", "seed", "kind", "study", "status", "step", "total_steps",
                 "config_hash", "params_total", "params_recurrent", "owner", "heartbeat", "created", "updated",

@@ -34,7 +34,7 @@ from pathlib import Path
 from suite.errors import ConfigError, SuiteError
 
 TRACKERS = ("tensorboard", "mlflow")
-_EXTRA = "pip install 'ortho-rnn-suite[{}]'"
+_EXTRA = "pip install '.[{}]' in the suite's source folder"
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ def test_ray_executor_without_ray_names_the_extra(tmp_path):
                           "5", "--executor", "ray", "--db", str(db), "--no-report"],
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 2, res.stderr
-    assert "--executor ray needs Ray" in res.stderr and "pip install 'ortho-rnn-suite[ray]'" in res.stderr
+    assert "--executor ray needs Ray" in res.stderr and "pip install 'ray[client]>=2.10'" in res.stderr \
+        and "pip install '.[ray]'" in res.stderr and "ortho-rnn-suite[" not in res.stderr
     assert "Traceback" not in res.stderr
     assert not db.exists()

@@ -126,12 +126,12 @@ def test_parquet_without_pyarrow_names_the_extra_and_csv(store, tmp_path):
     res = subprocess.run([sys.executable, "-c", BLOCK_PYARROW, "export", "--db", str(store), "--out", str(out),
                           "--format", "parquet"], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 2, res.stderr
-    assert "ortho-rnn-suite[parquet]" in res.stderr and "--format csv" in res.stderr
+    assert "'.[parquet]'" in res.stderr and "--format csv" in res.stderr
     assert "Traceback" not in res.stderr and not out.exists()
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("pyarrow") is not None, reason="pyarrow is installed")
 def test_parquet_without_pyarrow_installed(store, tmp_path):
     res = cli("export", "--db", str(store), "--out", str(tmp_path / "out"), "--format", "parquet")
-    assert res.returncode == 2 and "ortho-rnn-suite[parquet]" in res.stderr, res.stderr
+    assert res.returncode == 2 and "'.[parquet]'" in res.stderr, res.stderr
     assert not Path(tmp_path / "out").exists()

@@ -152,8 +152,8 @@ def test_dry_run_prints_the_source_of_every_setting():
     assert "task.T=50" in r.stdout and "1 protocol(s)" in r.stdout
 
 
-def test_dry_run_estimates_from_measured_steps(tmp_path):
-    r = cli("run", "--models", "scornn", "--tasks", "copying", "--set", "steps=50", "--dry-run",
+def test_dry_run_measures_steps_when_asked(tmp_path):
+    r = cli("run", "--models", "scornn", "--tasks", "copying", "--set", "steps=50", "--dry-run", "--measure",
             "--db", str(tmp_path / "none.db"))
     assert r.returncode == 0, r.stderr
     m = re.search(r"~([\d.]+) ms/step x 50 steps = .* \(measured now on cpu, 2 steps\)", r.stdout)

@@ -16,7 +16,7 @@ from suite.executors import Executor, run_all
 from suite.store import Store
 from tests.helpers import ROOT, cli, tiny, wait_running
 
-ray = pytest.importorskip("ray", reason="the Ray executor needs pip install 'ortho-rnn-suite[ray]'")
+ray = pytest.importorskip("ray", reason="the Ray executor needs Ray: pip install '.[ray]'")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from suite.executors import Executor, run_all
 from tests.helpers import tiny
 from tests.test_ray_executor import assert_same_runs
 
-ray = pytest.importorskip("ray", reason="the Ray executor needs pip install 'ortho-rnn-suite[ray]'")
+ray = pytest.importorskip("ray", reason="the Ray executor needs Ray: pip install '.[ray]'")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 STEPS = 400
