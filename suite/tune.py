@@ -211,8 +211,8 @@ def _storage(url: str):
             return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
         except Exception as e:
             # two searches creating the file at once: one of them loses the race for Optuna's version
-            # table and finds the tables made on its next try
-            if attempt < 5 and ("IntegrityError" in repr(e) or "locked" in str(e)):
+            # table (or for a table's CREATE) and finds the tables made on its next try
+            if attempt < 5 and ("IntegrityError" in repr(e) or "locked" in str(e) or "already exists" in str(e)):
                 time.sleep(0.2 * (attempt + 1))
                 continue
             # an incompatible or unreadable study file: Optuna's message says which
