@@ -381,9 +381,12 @@ def _legend_label(g: Group) -> str:
     return f"{g.label} ({', '.join(parts + ([f'{pending} pending'] if pending else []))})"
 
 
-def _curves_panel(ax, groups: list[Group], styles: dict, name: str, smooth: int, x_name, marker) -> None:
-    """Finished seeds: mean and t band. Diverged or failed seeds: their own thin line to where they
-    stopped, an × there (at the panel's edge when off the scale). Pending seeds: a dotted line."""
+def _curves_panel(ax, groups: list[Group], styles: dict, name: str, smooth: int, x_name, marker,
+                  bounds: tuple[float, float] | None = None) -> None:
+    """Finished seeds: mean and t band (cut at ``bounds``, the metric's possible range: with two or
+    three seeds a t interval of an accuracy can reach far past 0 and 1). Diverged or failed seeds: their
+    own thin line to where they stopped, an × there (at the panel's edge when off the scale). Pending
+    seeds: a dotted line."""
     stopped = []
     for g in groups:
         st = styles[g.label]
@@ -392,6 +395,8 @@ def _curves_panel(ax, groups: list[Group], styles: dict, name: str, smooth: int,
         label = _legend_label(g)
         if band:
             x, mean, low, high, _ = band
+            if bounds is not None:
+                low, high = np.clip(low, *bounds), np.clip(high, *bounds)
             ax.plot(x, mean, color=st.color, ls=st.ls, lw=1.3, marker=marker and st.marker, ms=3.5,
                     markeredgewidth=0, label=label)
             ok = np.isfinite(low) & np.isfinite(high)
@@ -432,8 +437,10 @@ def learning_curves(groups: list[Group], info: dict, styles: dict, path: Path, w
     _log(axes[0])
     if not info.get("higher_is_better", True):
         _log(axes[1])
-    for ax, name, k, marker in ((axes[0], "train/loss", smooth, None), (axes[1], f"val/{metric}", 1, "o")):
-        _curves_panel(ax, groups, styles, name, k, x_name, marker)
+    bounds = (0.0, 1.0) if "accuracy" in metric else None  # an accuracy's possible range
+    for ax, name, k, marker, b in ((axes[0], "train/loss", smooth, None, None),
+                                   (axes[1], f"val/{metric}", 1, "o", bounds)):
+        _curves_panel(ax, groups, styles, name, k, x_name, marker, b)
     if "loss" in baseline:
         axes[0].axhline(baseline["loss"], color="black", ls="--", lw=1, label="memoryless baseline")
     if metric in baseline:
@@ -447,7 +454,7 @@ def learning_curves(groups: list[Group], info: dict, styles: dict, path: Path, w
     fig.subplots_adjust(right=0.985)  # the legend sits just right of the axes; the saved file grows to fit it
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8,
                         title="line: mean over finished seeds (log axes: geometric)\nband: its 95% Student-t "
-                        "interval", title_fontsize=8, alignment="left")
+                        "interval" + (" (cut at 0 and 1)" if bounds else ""), title_fontsize=8, alignment="left")
     return _save(fig, path)
 
 
