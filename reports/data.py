@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -11,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from suite.protocols import ProtocolId, protocol_of
 from suite.store import Store
 
 
@@ -44,47 +43,6 @@ class Run:
         """Degrees of freedom (free real parameters); stores written before it was recorded have
         only the stored count."""
         return (self.summary or {}).get("params_dof")
-
-
-@dataclass(frozen=True)
-class ProtocolId:
-    """The protocol of a run: its task with all task options and its training budget."""
-
-    key: str  # suite.protocols.protocol_key of the run's config
-    task: str
-    name: str | None  # the named protocol with exactly these shared settings, if any
-    settings: tuple[tuple[str, object], ...]  # task.<option> and budget fields, sorted
-    source: str = ""
-
-    @property
-    def label(self) -> str:
-        """The protocol's name, or ``<task>-<6 hex digits of its key>`` for one the suite does not name."""
-        return self.name or f"{self.task}-{hashlib.sha256(self.key.encode()).hexdigest()[:6]}"
-
-
-@functools.lru_cache(maxsize=1)
-def _named():
-    from suite.protocols import named_protocols
-
-    try:
-        return named_protocols()
-    except Exception:  # the registry cannot resolve the protocols here: runs stay unnamed
-        return {}
-
-
-def protocol_of(run: Run | dict) -> ProtocolId:
-    """The protocol of a run (a ``Run`` or a stored config dict), from its config alone: runs with
-    the same ``ProtocolId`` may be compared; runs with different ones may not."""
-    from suite.protocols import protocol_key, protocol_settings
-
-    config = run.config if isinstance(run, Run) else run
-    if isinstance(run, Run) and not config.get("task"):
-        config = {**config, "task": run.task}
-    key = protocol_key(config)
-    named = _named().get(key)
-    settings = tuple(sorted(protocol_settings(config).items()))
-    return ProtocolId(key, config.get("task"), named.name if named else None, settings,
-                      named.source if named else "")
 
 
 @dataclass

@@ -467,7 +467,7 @@ def _pick(option: str, spec: str | None, valid: list[str], of) -> list | None:
 
 def _show_rows(store, args) -> list[dict]:
     """The store's runs (or trials), each with its protocol, filtered by --models/--tasks/--protocol/--status."""
-    from suite.reports.data import protocol_of
+    from suite.protocols import protocol_of
     from suite.store import STATUSES
 
     rows = store.runs(kind="trial" if args.trials else "run")

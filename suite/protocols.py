@@ -15,6 +15,8 @@ run made with ``--set`` that changes a shared setting is its own, unnamed protoc
 from __future__ import annotations
 
 import fnmatch
+import functools
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -241,3 +243,41 @@ def resolve(model: str, task: str, scale: str, seed: int = 0, overrides: dict | 
     """The config for (model, task) under the task's first protocol at ``scale`` (``protocols_for``
     lists all of them)."""
     return resolve_protocol(protocols_for(scale, task)[0], model, seed, overrides, strict=strict, scale=scale).config
+
+
+# ---- the protocol of a stored run (the report's grouping, the export's column) -------------------------
+@dataclass(frozen=True)
+class ProtocolId:
+    """The protocol of a run: its task with all task options and its training budget."""
+
+    key: str  # suite.protocols.protocol_key of the run's config
+    task: str
+    name: str | None  # the named protocol with exactly these shared settings, if any
+    settings: tuple[tuple[str, object], ...]  # task.<option> and budget fields, sorted
+    source: str = ""
+
+    @property
+    def label(self) -> str:
+        """The protocol's name, or ``<task>-<6 hex digits of its key>`` for one the suite does not name."""
+        return self.name or f"{self.task}-{hashlib.sha256(self.key.encode()).hexdigest()[:6]}"
+
+
+@functools.lru_cache(maxsize=1)
+def _named():
+    try:
+        return named_protocols()
+    except Exception:  # the registry cannot resolve the protocols here: runs stay unnamed
+        return {}
+
+
+def protocol_of(run) -> ProtocolId:
+    """The protocol of a run (a ``Run`` or a stored config dict), from its config alone: runs with
+    the same ``ProtocolId`` may be compared; runs with different ones may not."""
+    config = run if isinstance(run, Mapping) else run.config
+    if not isinstance(run, Mapping) and not config.get("task"):
+        config = {**config, "task": run.task}
+    key = protocol_key(config)
+    named = _named().get(key)
+    settings = tuple(sorted(protocol_settings(config).items()))
+    return ProtocolId(key, config.get("task"), named.name if named else None, settings,
+                      named.source if named else "")

@@ -728,7 +728,7 @@ def _uniform(df):
 def _protocol_label(r: dict) -> str | None:
     """The run's protocol: its name, or ``<task>-<6 hex digits>`` for one the suite does not name (the
     report's labels, computed from the stored config alone)."""
-    from suite.reports.data import protocol_of
+    from suite.protocols import protocol_of
 
     try:
         return protocol_of({"task": r["task"], **r["config"]}).label

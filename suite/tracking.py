@@ -99,7 +99,7 @@ class Tracking:
 
 
 def tags(config) -> dict[str, str]:
-    from suite.reports.data import protocol_of
+    from suite.protocols import protocol_of
 
     try:
         protocol = protocol_of(config.to_dict()).label

@@ -17,6 +17,15 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (`-n 2 --dist loadgroup`): a test file runs in one process, so its module
+    fixtures are made once; the two files that start a local Ray run in the same process, one after
+    the other, never two Ray clusters at once."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("ray" if name.startswith("test_ray") else name))
+
+
 @pytest.fixture(scope="session")
 def model_names():
     return MODELS.names()
