@@ -17,13 +17,20 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
-def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist (`-n 2 --dist loadgroup`): a test file runs in one process, so its module
-    fixtures are made once; the two files that start a local Ray run in the same process, one after
-    the other, never two Ray clusters at once."""
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("ray" if name.startswith("test_ray") else name))
+@pytest.fixture(scope="module")
+def one_ray_at_a_time():
+    """Held while a test file runs its local Ray cluster: with the test command's two processes
+    (pytest-xdist, one file each at a time) the two Ray files never start their clusters at once."""
+    import fcntl
+    import tempfile
+    from pathlib import Path
+
+    with open(Path(tempfile.gettempdir()) / "ortho-rnn-suite-tests-ray.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

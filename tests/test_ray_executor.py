@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray", reason="the Ray executor needs Ray: pip install
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(one_ray_at_a_time):
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

@@ -25,7 +25,7 @@ SWEEP = [tiny("scornn", seed=s, steps=STEPS, eval_every=20, hidden=32, task_opti
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(one_ray_at_a_time):
     # the head schedules no runs (it holds the driver's mailbox); each node takes one run at a time.
     # Fast health checks, so a killed node is noticed within about two seconds.
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "_system_config": {
