@@ -120,3 +120,13 @@ def write_timit(folder, lengths=(5, 3, 8), T_max=8):
         for i, n in enumerate(lengths):
             x[i, n:] = 0.0
         np.savez(folder / f"{split}.npz", x=x, lengths=np.array(lengths))
+
+
+def store_values(db) -> list[tuple]:
+    """Every record of a store but the wall-clock ones, in key order (to compare two stores' contents)."""
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT 'm', step, name, value FROM metrics WHERE name != 'train/time' UNION ALL "
+                       "SELECT 's', step, '', eigenvalues FROM spectra UNION ALL "
+                       "SELECT 'p', step, '', grad_norms FROM profiles ORDER BY 1, 2, 3").fetchall()
+    con.close()
+    return rows

@@ -23,7 +23,7 @@ import torch
 
 from suite.store import Store
 from suite.tasks.data import write_idx
-from tests.helpers import ROOT, cli, committed_step
+from tests.helpers import ROOT, cli, committed_step, store_values
 
 # A small real run: 120 steps, evaluations (with checkpoints) every 20.
 RUN = ["run", "--models", "scornn", "--tasks", "copying", "--steps", "120", "--set", "T=30", "--set", "K=4",
@@ -51,22 +51,12 @@ def _interrupted_run(db: Path, at_least: int, sig=signal.SIGINT) -> subprocess.C
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def _values(db: Path) -> list[tuple]:
-    """Every record but the wall-clock ones, in key order."""
-    con = sqlite3.connect(db)
-    rows = con.execute("SELECT 'm', step, name, value FROM metrics WHERE name != 'train/time' UNION ALL "
-                       "SELECT 's', step, '', eigenvalues FROM spectra UNION ALL "
-                       "SELECT 'p', step, '', grad_norms FROM profiles ORDER BY 1, 2, 3").fetchall()
-    con.close()
-    return rows
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> list[tuple]:
     db = tmp_path_factory.mktemp("reference") / "s.db"
     res = cli(*RUN, "--db", str(db), env=ONE_THREAD)
     assert res.returncode == 0, res.stderr
-    return _values(db)
+    return store_values(db)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +93,7 @@ def test_a_second_store_in_the_same_folder_leaves_the_first_ones_checkpoints_alo
     assert "restarting" not in res.stderr and "resuming from the checkpoint" not in res.stderr
     steps, times = Store(a).series(run_id, "train/time")
     assert (steps[:step], times[:step]) == times_before  # resumed: the committed steps were kept as they were
-    assert _values(a) == reference
+    assert store_values(a) == reference
 
 
 # ---- 2. and 3. the report deletes nothing of the user's, renders what it can ----------------------
@@ -285,7 +275,7 @@ def test_a_bad_checkpoint_is_set_aside_and_the_run_resumes_from_the_previous_one
     assert "weights_only" not in res.stderr and "Traceback" not in res.stderr
     assert not marker.exists()  # the pickle's code never ran
     assert (path.parent / f"corrupt-step-{step}.pt").read_bytes() == bad  # kept as it was
-    assert Store(db).run(run_id)["status"] == "finished" and _values(db) == reference
+    assert Store(db).run(run_id)["status"] == "finished" and store_values(db) == reference
 
 
 def test_without_any_good_checkpoint_the_run_restarts_and_says_so(tmp_path, interrupted, reference):
@@ -298,7 +288,7 @@ def test_without_any_good_checkpoint_the_run_restarts_and_says_so(tmp_path, inte
     assert res.returncode == 0, res.stderr
     assert "no usable checkpoint" in res.stderr and "restarting from step 0" in res.stderr
     assert len(list(store.checkpoint_dir(run_id).glob("corrupt-*"))) == 2
-    assert _values(db) == reference
+    assert store_values(db) == reference
 
 
 # ---- 7. read-only media ----------------------------------------------------------------------------
@@ -508,7 +498,7 @@ def test_sigterm_checkpoints_marks_interrupted_and_the_run_resumes_exactly(tmp_p
     assert run["status"] == "interrupted" and run["owner"] is None and 40 <= run["step"] < 120
     res = cli(*RUN, "--db", str(db), env=ONE_THREAD)
     assert res.returncode == 0 and "finished 1" in res.stderr and "busy" not in res.stderr, res.stderr
-    assert _values(db) == reference
+    assert store_values(db) == reference
 
 
 # ---- outputs: never written through a symlink, the manifest trusted only for what the suite hashed -------
@@ -620,7 +610,7 @@ def test_pruning_leaves_the_users_copies_of_checkpoints_alone(tmp_path, interrup
     res = cli(*RUN, "--db", str(db), env=ONE_THREAD)
     assert res.returncode == 0, res.stderr
     assert all((run_dir / n).read_bytes() == d for n, d in mine.items())
-    assert Store(db).run(run_id)["status"] == "finished" and _values(db) == reference
+    assert Store(db).run(run_id)["status"] == "finished" and store_values(db) == reference
     left = sorted(p.name for p in run_dir.iterdir() if p.name not in mine)
     assert left == ["step-100.pt", "step-120.pt"], left  # the suite's own: the last two
     if folder == "symlinked":

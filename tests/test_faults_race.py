@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from tests.helpers import ROOT, committed_step
+from tests.helpers import ROOT, committed_step, store_values
 
 ARGS = ["run", "--models", "scornn", "--tasks", "copying", "--steps", "1500", "--set", "T=10", "--set", "K=4",
         "--set", "hidden=48", "--set", "eval_every=20", "--set", "checkpoint_every=5", "--set", "eval_size=64",
@@ -43,15 +43,6 @@ def _start(db, threads: int, *extra: str) -> subprocess.Popen:
                             text=True)
 
 
-def _values(db) -> list[tuple]:
-    con = sqlite3.connect(db)
-    rows = con.execute("SELECT 'm', step, name, value FROM metrics WHERE name != 'train/time' UNION ALL "
-                       "SELECT 's', step, '', eigenvalues FROM spectra UNION ALL "
-                       "SELECT 'p', step, '', grad_norms FROM profiles ORDER BY 1, 2, 3").fetchall()
-    con.close()
-    return rows
-
-
 def _run(db) -> dict:
     con = sqlite3.connect(db)
     status, step, env = con.execute("SELECT status, step, env FROM runs").fetchone()
@@ -67,7 +58,7 @@ def references(tmp_path_factory) -> dict[int, list[tuple]]:
         proc = _start(db, threads)
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
-        out[threads] = _values(db)
+        out[threads] = store_values(db)
     # the test can see a splice: the two processes' values differ
     differ = sum(a != b for a, b in zip(out[1], out[2]))
     assert len(out[1]) == len(out[2]) and differ > len(out[1]) // 4, differ
@@ -128,7 +119,7 @@ def test_force_never_takes_a_run_from_a_live_process(tmp_path, references):
         run = _run(db)
         outcomes.append(f"{scenario}: {'refused' if b.returncode == 2 else 'trained by ' + str(run['threads'])}")
         assert run["status"] == "finished" and run["step"] == 1500, run
-        got, want = _values(db), references[run["threads"]]
+        got, want = store_values(db), references[run["threads"]]
         assert len(got) == len(want)
         spliced = sum(x != y for x, y in zip(got, want))
         spliced_total += spliced
